@@ -1,0 +1,38 @@
+"""Layers, activations, initializers, combinators and losses."""
+from jaxnet.nn import activations, initializers, losses
+from jaxnet.nn.activation_layers import (
+    Elu,
+    Identity,
+    LeakyRelu,
+    LogSoftmax,
+    PRelu,
+    Relu,
+    Sigmoid,
+    Softmax,
+    Step,
+    Tanh,
+    activation_layer,
+)
+from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
+from jaxnet.nn.dense import Dense, Flatten
+from jaxnet.nn.losses import (
+    accuracy,
+    binary_accuracy,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    get_loss,
+    mean_squared_error,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
+    squared_error,
+)
+from jaxnet.nn.xor import xor_network, xor_table
+
+__all__ = [
+    "Dense", "Flatten", "Elu", "Identity", "LeakyRelu", "LogSoftmax", "PRelu", "Relu", "Sigmoid",
+    "Softmax", "Step", "Tanh", "activation_layer", "MLP", "LogisticRegression", "intermediates",
+    "layer_keys", "serial", "accuracy", "binary_accuracy", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "get_loss", "mean_squared_error", "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels", "squared_error", "xor_network", "xor_table",
+    "activations", "initializers", "losses",
+]

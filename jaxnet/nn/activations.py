@@ -1,0 +1,172 @@
+"""Activation functions and their derivatives, written by hand.
+
+Each elementwise activation ``f`` comes with ``f_derivative(z)``, the derivative
+``df/dz`` evaluated at the pre-activation ``z``; the handwritten backprop in
+:mod:`jaxnet.autodiff` multiplies by it. At kinks the derivative takes one value
+of the subdifferential, fixed here and tested:
+
+* ``relu'(0) = 0`` (the indicator ``1{z > 0}``), as ``jax.grad`` also gives.
+* ``leaky_relu'(0) = alpha`` and ``prelu'(0) = alpha`` (the left slope).
+* ``step'(z) = 0`` everywhere (the derivative almost everywhere; none exists at 0).
+* ``elu'(0) = alpha`` (continuous when ``alpha = 1``).
+
+Softmax is not elementwise: :func:`softmax_vjp` and :func:`log_softmax_vjp` give the
+vector-Jacobian products that backprop needs.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+def sigmoid(z):
+    """``1 / (1 + exp(-z))``, computed without overflow."""
+    return jax.nn.sigmoid(z)
+
+
+def sigmoid_derivative(z):
+    """``sigmoid(z) * (1 - sigmoid(z))``."""
+    s = jax.nn.sigmoid(z)
+    return s * (1 - s)
+
+
+def tanh(z):
+    """``(e^z - e^-z) / (e^z + e^-z)``."""
+    return jnp.tanh(z)
+
+
+def tanh_derivative(z):
+    """``1 - tanh(z)^2``."""
+    t = jnp.tanh(z)
+    return 1 - t * t
+
+
+def relu(z):
+    """``max(0, z)``."""
+    return jnp.maximum(z, 0)
+
+
+def relu_derivative(z):
+    """``1{z > 0}``; the value at 0 is 0."""
+    return (z > 0).astype(z.dtype)
+
+
+def leaky_relu(z, alpha=0.01):
+    """``z`` for ``z > 0``, ``alpha * z`` otherwise (the chapter's Leaky ReLU with alpha = 0.01)."""
+    return jnp.where(z > 0, z, alpha * z)
+
+
+def leaky_relu_derivative(z, alpha=0.01):
+    """``1`` for ``z > 0``, ``alpha`` otherwise (``alpha`` at 0)."""
+    return jnp.where(z > 0, jnp.ones_like(z), alpha * jnp.ones_like(z))
+
+
+def prelu(z, alpha):
+    """Parametric ReLU: ``z`` for ``z > 0``, ``alpha * z`` otherwise, with ``alpha`` learned.
+
+    The chapter writes ``max(alpha z, z)``, which is the same function while ``alpha <= 1``;
+    this form stays a ReLU-like unit for any learned ``alpha``.
+    """
+    return jnp.where(z > 0, z, alpha * z)
+
+
+def prelu_derivative(z, alpha):
+    """``d prelu / dz``: ``1`` for ``z > 0``, ``alpha`` otherwise."""
+    return jnp.where(z > 0, jnp.ones_like(z), alpha * jnp.ones_like(z))
+
+
+def prelu_alpha_derivative(z, alpha):
+    """``d prelu / d alpha`` elementwise: ``0`` for ``z > 0``, ``z`` otherwise."""
+    del alpha
+    return jnp.where(z > 0, jnp.zeros_like(z), z)
+
+
+def elu(z, alpha=1.0):
+    """``z`` for ``z > 0``, ``alpha (e^z - 1)`` otherwise."""
+    return jnp.where(z > 0, z, alpha * jnp.expm1(jnp.minimum(z, 0)))
+
+
+def elu_derivative(z, alpha=1.0):
+    """``d elu / dz``: ``1`` for ``z > 0``, ``alpha e^z`` otherwise."""
+    return jnp.where(z > 0, jnp.ones_like(z), alpha * jnp.exp(jnp.minimum(z, 0)))
+
+
+def elu_alpha_derivative(z, alpha=1.0):
+    """``d elu / d alpha`` elementwise: ``0`` for ``z > 0``, ``e^z - 1`` otherwise."""
+    del alpha
+    return jnp.where(z > 0, jnp.zeros_like(z), jnp.expm1(jnp.minimum(z, 0)))
+
+
+def step(z):
+    """The 0/1 threshold ``1{z > 0}`` (the chapter's XOR network calls it "sign")."""
+    return (z > 0).astype(z.dtype if jnp.issubdtype(z.dtype, jnp.floating) else jnp.float32)
+
+
+def step_derivative(z):
+    """Zero everywhere: the step is flat almost everywhere, so no gradient flows through it."""
+    return jnp.zeros_like(z)
+
+
+def identity(z):
+    """``z``."""
+    return z
+
+
+def identity_derivative(z):
+    """``1``."""
+    return jnp.ones_like(z)
+
+
+def softmax(z, axis=-1):
+    """``exp(z_i - max z) / sum_j exp(z_j - max z)`` along ``axis``."""
+    return jax.nn.softmax(z, axis=axis)
+
+
+def log_softmax(z, axis=-1):
+    """``z_i - logsumexp(z)`` along ``axis``, stable for large ``|z|``."""
+    return jax.nn.log_softmax(z, axis=axis)
+
+
+def softmax_vjp(y, g, axis=-1):
+    """Backprop through ``y = softmax(z)``: ``dL/dz = y * (g - sum(g * y))`` with ``g = dL/dy``."""
+    return y * (g - jnp.sum(g * y, axis=axis, keepdims=True))
+
+
+def log_softmax_vjp(z, g, axis=-1):
+    """Backprop through ``log_softmax(z)``: ``dL/dz = g - softmax(z) * sum(g)``."""
+    return g - jax.nn.softmax(z, axis=axis) * jnp.sum(g, axis=axis, keepdims=True)
+
+
+class Activation(NamedTuple):
+    """An elementwise activation with its hand-written derivative.
+
+    ``fn(z, **hyper)`` and ``derivative(z, **hyper)``; ``hyper`` names the
+    hyperparameters it accepts with their defaults.
+    """
+
+    name: str
+    fn: Callable
+    derivative: Callable
+    hyper: dict
+
+
+ELEMENTWISE = {
+    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_derivative, {}),
+    "tanh": Activation("tanh", tanh, tanh_derivative, {}),
+    "relu": Activation("relu", relu, relu_derivative, {}),
+    "leaky_relu": Activation("leaky_relu", leaky_relu, leaky_relu_derivative, {"alpha": 0.01}),
+    "elu": Activation("elu", elu, elu_derivative, {"alpha": 1.0}),
+    "step": Activation("step", step, step_derivative, {}),
+    "identity": Activation("identity", identity, identity_derivative, {}),
+}
+"""Elementwise activations with fixed hyperparameters, by name."""
+
+
+def get_activation(name: str) -> Activation:
+    """Look up an elementwise activation by name; raises ``ValueError`` listing the known names."""
+    try:
+        return ELEMENTWISE[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ELEMENTWISE)}") from None

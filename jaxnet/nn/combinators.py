@@ -1,0 +1,157 @@
+"""Combinators: ``serial`` chains layers; ``MLP`` and ``LogisticRegression`` build common models."""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import jax
+
+from jaxnet.nn.activation_layers import activation_layer
+from jaxnet.nn.core import check_size, make_layer
+from jaxnet.nn.dense import Dense
+from jaxnet.types import Layer
+
+
+def layer_keys(layers: Sequence[Layer]) -> tuple[str, ...]:
+    """The dict keys ``serial`` files each sublayer's params and state under: ``"dense_0"``, ``"relu_1"``, ..."""
+    keys = []
+    for i, layer in enumerate(layers):
+        base = re.sub(r"[^0-9a-zA-Z]+", "", layer.name.split("(")[0]).lower() or "layer"
+        keys.append(f"{base}_{i}")
+    return tuple(keys)
+
+
+def _check_tree_keys(name: str, what: str, tree, keys) -> None:
+    if not isinstance(tree, dict) or set(tree) != set(keys):
+        got = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+        missing = [k for k in keys if not isinstance(tree, dict) or k not in tree]
+        extra = sorted(set(tree) - set(keys)) if isinstance(tree, dict) else []
+        detail = []
+        if missing:
+            detail.append(f"missing {missing}")
+        if extra:
+            detail.append(f"unexpected {extra}")
+        raise ValueError(
+            f"{name}: {what} do not match this model: expected keys {list(keys)}, got {got}"
+            + (f" ({'; '.join(detail)})" if detail else "")
+            + "; were they made by this model's init?"
+        )
+
+
+def serial(*layers: Layer) -> Layer:
+    """Chain layers: the output of each is the input of the next.
+
+    Shapes chain through ``init``; params and state are dicts keyed by position and
+    layer (``{"dense_0": {...}, "relu_1": {}, ...}``, see :func:`layer_keys`). In
+    ``apply``, a layer that needs randomness gets ``jax.random.fold_in(key, i)`` for its
+    position ``i``, so two stochastic layers never share a key; state flows in and out
+    as one dict.
+
+    Raises:
+      ValueError: for an empty ``serial()``; at apply time, for params/state whose
+        keys are not this model's.
+      TypeError: for an argument that is not a :class:`Layer`.
+    """
+    if not layers:
+        raise ValueError("serial() needs at least one layer, got none")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            hint = "; call the constructor, e.g. Relu() rather than Relu" if callable(layer) else ""
+            raise TypeError(f"serial(): argument {i} must be a Layer, got {layer!r}{hint}")
+    keys = layer_keys(layers)
+    name = "serial(" + ", ".join(layer.name for layer in layers) + ")"
+    short = f"serial({len(layers)} layers)"
+    needs_key = any(layer.needs_key for layer in layers)
+
+    def init(key, input_shape):
+        params, state = {}, {}
+        shape = input_shape
+        for i, (k, layer) in enumerate(zip(keys, layers)):
+            try:
+                shape, params[k], state[k] = layer.init(jax.random.fold_in(key, i), shape)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"{short}, layer {i} ({layer.name}): {e}") from None
+        return shape, params, state
+
+    def apply(params, state, x, *, key, train):
+        _check_tree_keys(short, "params", params, keys)
+        _check_tree_keys(short, "state", state, keys)
+        new_state = {}
+        for i, (k, layer) in enumerate(zip(keys, layers)):
+            sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
+            x, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train)
+        return x, new_state
+
+    return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key)
+
+
+def intermediates(model: Layer, params, state, x, *, key=None, train: bool):
+    """Run a ``serial`` model layer by layer and return every layer's output.
+
+    Returns a list ``[x, y_0, y_1, ..., y_last]`` (the input first). Useful for
+    inspecting activations, and how the XOR network's table is produced.
+    """
+    if model.kind != "serial":
+        raise ValueError(f"intermediates: expected a serial model, got {model.name}")
+    keys = layer_keys(model.layers)
+    outs = [x]
+    for i, (k, layer) in enumerate(zip(keys, model.layers)):
+        sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
+        x, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train)
+        outs.append(x)
+    return outs
+
+
+def MLP(
+    sizes: Sequence[int],
+    activation="relu",
+    output_activation=None,
+    *,
+    w_init="lecun_normal",
+    b_init="zeros",
+) -> Layer:
+    """A multilayer perceptron: ``Dense -> activation`` for every hidden size, then a ``Dense`` output.
+
+    ``MLP([64, 64, 10])`` is ``serial(Dense(64), Relu(), Dense(64), Relu(), Dense(10))``:
+    ``sizes`` lists the hidden widths and, last, the output width (the input width comes
+    from ``init``'s ``input_shape``). One hidden layer is the chapter's
+    ``y = f2(w2 f1(w1 x + b1) + b2)``; more sizes make it deep.
+
+    Args:
+      sizes: hidden and output widths, at least one.
+      activation: hidden activation, by name (``"relu"``, ``"tanh"``, ``"prelu"``, ...)
+        or as a layer factory; every hidden layer gets its own instance (own PReLU alpha).
+      output_activation: optional activation after the last ``Dense`` (default none:
+        the model outputs logits, which the losses expect).
+      w_init, b_init: initializers of every ``Dense``.
+    """
+    if isinstance(sizes, int) or not isinstance(sizes, Sequence) or len(sizes) == 0:
+        raise ValueError(f"MLP: sizes must be a non-empty sequence of positive ints, got {sizes!r}")
+    sizes = [check_size("MLP", f"sizes[{i}]", s) for i, s in enumerate(sizes)]
+    activation_layer(activation, where="MLP activation")  # fail early on a bad name
+    layers = []
+    for s in sizes[:-1]:
+        layers += [Dense(s, w_init, b_init), activation_layer(activation, where="MLP activation")]
+    layers.append(Dense(sizes[-1], w_init, b_init))
+    if output_activation is not None:
+        layers.append(activation_layer(output_activation, where="MLP output_activation"))
+    return serial(*layers)
+
+
+def LogisticRegression(n_classes: int = 2, *, probabilities: bool = False, w_init="zeros") -> Layer:
+    """Logistic regression: the one-layer network.
+
+    Binary (``n_classes=2``): one ``Dense(1)`` unit giving the logit ``w^T x + b``, to be
+    used with ``binary_cross_entropy_with_logits``; with ``probabilities=True`` a
+    ``Sigmoid`` follows. Multiclass: ``Dense(n_classes)`` logits, or ``Softmax``
+    probabilities (multinomial logistic regression). Weights start at zero, which is
+    fine here: with no hidden layer there is no symmetry to break.
+    """
+    check_size("LogisticRegression", "n_classes", n_classes)
+    if n_classes < 2:
+        raise ValueError(f"LogisticRegression: n_classes must be >= 2, got {n_classes}")
+    if n_classes == 2:
+        layers = [Dense(1, w_init)] + (["sigmoid"] if probabilities else [])
+    else:
+        layers = [Dense(n_classes, w_init)] + (["softmax"] if probabilities else [])
+    return serial(*[activation_layer(l) if isinstance(l, str) else l for l in layers])

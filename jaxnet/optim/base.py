@@ -1,0 +1,69 @@
+"""The optimizer protocol's plumbing: applying updates and composing transforms."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxnet.types import Optimizer
+
+
+def apply_updates(params, updates):
+    """Return ``params + updates`` leaf by leaf, keeping each parameter's dtype.
+
+    Optimizers return updates that already carry the sign of the step
+    (``-lr * g`` for gradient descent), so this is a plain sum.
+    """
+    return jax.tree_util.tree_map(
+        lambda p, u: (p + u).astype(p.dtype) if u is not None else p,
+        params,
+        updates,
+        is_leaf=lambda x: x is None,
+    )
+
+
+class ChainState(NamedTuple):
+    """State of :func:`chain`: one state per transform, in order."""
+
+    states: tuple
+
+
+def chain(*transforms: Optimizer) -> Optimizer:
+    """Compose transforms left to right: each receives the previous one's updates.
+
+    ``chain(clip_by_global_norm(1.0), sgd(0.1))`` clips the gradients, then takes
+    an SGD step on the clipped gradients.
+
+    Raises:
+      ValueError: when called with no transforms.
+      TypeError: when an argument is not an :class:`~jaxnet.types.Optimizer`.
+    """
+    if not transforms:
+        raise ValueError("chain() needs at least one transform, got none")
+    for i, t in enumerate(transforms):
+        if not isinstance(t, Optimizer):
+            raise TypeError(
+                f"chain() argument {i} must be an Optimizer(init, update), got {type(t).__name__}"
+            )
+
+    def init(params):
+        return ChainState(tuple(t.init(params) for t in transforms))
+
+    def update(grads, state, params=None):
+        new_states = []
+        updates = grads
+        for t, s in zip(transforms, state.states):
+            updates, s = t.update(updates, s, params)
+            new_states.append(s)
+        return updates, ChainState(tuple(new_states))
+
+    return Optimizer(init, update)
+
+
+def as_hyperparameter(name: str, value, *, dtype=jnp.float32):
+    """Validate a scalar hyperparameter and turn it into an array (so it is traced, not baked in)."""
+    arr = jnp.asarray(value, dtype=dtype)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got an array of shape {arr.shape}")
+    return arr

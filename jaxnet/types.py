@@ -1,0 +1,65 @@
+"""Shared types: the `Layer` and `Optimizer` protocols and the pytree aliases.
+
+A layer is a pair of pure functions::
+
+    init(key, input_shape) -> (output_shape, params, state)
+    apply(params, state, x, *, key=None, train) -> (y, new_state)
+
+Shapes include the leading batch dimension; it may be ``-1`` ("any batch size").
+``train`` is keyword-only and has no default: forgetting it is an error.
+
+An optimizer is a pair of pure functions::
+
+    init(params) -> opt_state
+    update(grads, opt_state, params=None) -> (updates, new_opt_state)
+
+and ``apply_updates(params, updates)`` adds the updates; the minus sign of gradient
+descent lives inside the optimizers.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, NamedTuple, Tuple
+
+import jax
+
+Array = jax.Array
+PRNGKey = jax.Array
+Key = PRNGKey
+Params = Any  # a pytree of arrays, usually nested dicts
+State = Any  # a pytree of arrays (running statistics); {} for stateless layers
+OptState = Any
+Shape = Tuple[int, ...]
+
+
+class Layer(NamedTuple):
+    """A layer: ``init``/``apply`` plus a description the library can read.
+
+    Attributes:
+      init: ``init(key, input_shape) -> (output_shape, params, state)``.
+      apply: ``apply(params, state, x, *, key=None, train) -> (y, new_state)``.
+      name: human-readable name used in error messages, e.g. ``"Dense(128)"``.
+      kind: machine-readable kind (``"dense"``, ``"activation"``, ``"serial"``, ...);
+        the handwritten backprop in :mod:`jaxnet.autodiff` dispatches on it.
+      config: the layer's hyperparameters as a read-only mapping.
+      layers: sublayers, for combinators such as ``serial``.
+      needs_key: whether ``apply`` needs a PRNG key when ``train=True``.
+    """
+
+    init: Callable
+    apply: Callable
+    name: str = "Layer"
+    kind: str = "custom"
+    config: Mapping[str, Any] = {}
+    layers: Tuple["Layer", ...] = ()
+    needs_key: bool = False
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Optimizer(NamedTuple):
+    """A gradient transformation: ``init(params) -> state`` and
+    ``update(grads, state, params=None) -> (updates, state)``."""
+
+    init: Callable
+    update: Callable
