@@ -44,8 +44,8 @@ def tanh_derivative(z):
 
 
 def relu(z):
-    """``max(0, z)``."""
-    return jnp.maximum(z, 0)
+    """``max(0, z)``, written so that ``jax.grad`` also gives 0 at ``z = 0``."""
+    return jnp.where(z > 0, z, jnp.zeros_like(z))
 
 
 def relu_derivative(z):
