@@ -27,7 +27,9 @@ def test_sgd_step_equals_manual_gradient_descent(x64):
     loss = losses.softmax_cross_entropy_with_integer_labels
     opt = jn.sgd(0.25)  # exactly representable, whatever dtype the state uses
     step = jn.make_train_step(model, loss, opt, metrics={"accuracy": losses.accuracy})
-    new_params, _, opt_state, m = step(params, state, opt.init(params), (x, y), jax.random.PRNGKey(3))
+    # the step donates params/state/opt_state: pass copies, the originals are reused below
+    copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
+    new_params, _, opt_state, m = step(copy(params), state, opt.init(copy(params)), (x, y), jax.random.PRNGKey(3))
 
     def objective(p):
         return loss(model.apply(p, state, x, train=True)[0], y)
@@ -63,7 +65,8 @@ def test_penalty_is_added_to_the_loss():
     loss = losses.softmax_cross_entropy_with_integer_labels
     pen = lambda p: 0.5 * sum(jnp.sum(l ** 2) for l in jax.tree_util.tree_leaves(p))
     step = jn.make_train_step(model, loss, jn.sgd(0.0), penalty=pen)
-    _, _, _, m = step(params, state, jn.sgd(0.0).init(params), (x, y), jax.random.PRNGKey(0))
+    copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)  # the step donates params (reused below)
+    _, _, _, m = step(copy(params), state, jn.sgd(0.0).init(params), (x, y), jax.random.PRNGKey(0))
     base = loss(model.apply(params, state, x, train=True)[0], y)
     assert float(m["loss"]) == pytest.approx(float(base + pen(params)), rel=1e-6)
 

@@ -7,6 +7,10 @@ A training step is one pure function::
 with ``batch = (x, y)`` or ``(x, y, where)`` (``where``: per-sample weights or a
 padding mask, passed to the loss and metrics). ``metrics`` is a dict of scalar arrays,
 always containing ``"loss"`` (the data loss plus any penalty).
+
+``make_train_step`` compiles it with ``params``, ``state`` and ``opt_state`` donated:
+their buffers are reused for the results, so the arrays passed in are invalid after the
+call (rebind the names, ``params, state, opt_state, m = step(params, state, opt_state, ...)``).
 """
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ import jax
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.base import apply_updates
 from jaxnet.types import Layer, Optimizer
+
+# The augmentation key is derived from the step key by this constant, so that adding an
+# augmentation leaves the model's own randomness (dropout) unchanged.
+_AUGMENT_SALT = 0x61756731
 
 
 def _unpack(batch):
@@ -32,22 +40,45 @@ def _check(model, optimizer):
         raise TypeError(f"optimizer must be an Optimizer(init, update), got {type(optimizer).__name__}")
 
 
+def _check_metrics(metrics) -> dict:
+    metrics = dict(metrics or {})
+    for name, fn in metrics.items():
+        if not callable(fn):
+            raise TypeError(f"metrics[{name!r}] must be a callable fn(outputs, y, where), got {fn!r}")
+        if name == "loss":
+            raise ValueError("metrics: the name 'loss' is reserved for the training loss")
+    return metrics
+
+
 def train_step_fn(
     model: Layer,
     loss,
     optimizer: Optimizer,
     *,
     penalty: Callable | None = None,
+    augment: Callable | None = None,
     metrics: Mapping[str, Callable] | None = None,
 ):
     """The un-jitted training step (for use inside ``lax.scan`` or ``jax.vmap``).
 
-    ``penalty(params) -> scalar`` is added to the loss (e.g. an L2 penalty);
-    ``metrics`` maps names to ``fn(outputs, y, where)`` evaluated on the batch's outputs.
+    Args:
+      model, loss, optimizer: the network, a loss (name or ``fn(outputs, y, where)``) and an optimizer.
+      penalty: ``penalty(params) -> scalar`` added to the loss (e.g. an L2 penalty).
+      augment: ``augment(key, x) -> x`` applied to the batch inputs before the forward pass,
+        with its own key derived from the step key.
+      metrics: names mapped to ``fn(outputs, y, where)``, evaluated on the batch's outputs
+        (computed with the parameters before the update).
+
+    Returns:
+      ``step(params, state, opt_state, batch, key) -> (params, state, opt_state, metrics)``.
     """
     _check(model, optimizer)
     loss_fn = get_loss(loss)
-    metrics = dict(metrics or {})
+    metrics = _check_metrics(metrics)
+    if penalty is not None and not callable(penalty):
+        raise TypeError(f"penalty must be a callable penalty(params) -> scalar, got {penalty!r}")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a callable augment(key, x) -> x, got {augment!r}")
 
     def objective(params, state, x, y, where, key):
         out, new_state = model.apply(params, state, x, key=key, train=True)
@@ -58,6 +89,10 @@ def train_step_fn(
 
     def step(params, state, opt_state, batch, key):
         x, y, where = _unpack(batch)
+        if augment is not None:
+            if key is None:
+                raise TypeError("train step: augment needs a key, got key=None")
+            x = augment(jax.random.fold_in(key, _AUGMENT_SALT), x)
         (value, (out, state)), grads = jax.value_and_grad(objective, has_aux=True)(params, state, x, y, where, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = apply_updates(params, updates)
@@ -69,18 +104,34 @@ def train_step_fn(
     return step
 
 
-def make_train_step(model: Layer, loss, optimizer: Optimizer, *, penalty=None, metrics=None, jit: bool = True):
-    """A ``jax.jit``-compiled training step; see :func:`train_step_fn` for the arguments."""
-    step = train_step_fn(model, loss, optimizer, penalty=penalty, metrics=metrics)
-    return jax.jit(step) if jit else step
+def make_train_step(
+    model: Layer,
+    loss,
+    optimizer: Optimizer,
+    *,
+    penalty=None,
+    augment=None,
+    metrics=None,
+    jit: bool = True,
+    donate: bool = True,
+):
+    """A ``jax.jit``-compiled training step; see :func:`train_step_fn` for the arguments.
+
+    With ``donate=True`` (the default) ``params``, ``state`` and ``opt_state`` are donated:
+    the step may overwrite their buffers, so do not use the arrays you passed in afterwards.
+    """
+    step = train_step_fn(model, loss, optimizer, penalty=penalty, augment=augment, metrics=metrics)
+    if not jit:
+        return step
+    return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
 
 
-def make_eval_step(model: Layer, loss, *, metrics=None, jit: bool = True):
-    """A compiled evaluation step ``(params, state, batch) -> metrics`` (``train=False``, no key)."""
+def eval_step_fn(model: Layer, loss, *, metrics=None):
+    """The un-jitted evaluation step ``(params, state, batch) -> metrics`` (``train=False``, no key)."""
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a Layer, got {type(model).__name__}")
     loss_fn = get_loss(loss)
-    metrics = dict(metrics or {})
+    metrics = _check_metrics(metrics)
 
     def evaluate(params, state, batch):
         x, y, where = _unpack(batch)
@@ -90,4 +141,10 @@ def make_eval_step(model: Layer, loss, *, metrics=None, jit: bool = True):
             logs[name] = fn(out, y, where)
         return logs
 
+    return evaluate
+
+
+def make_eval_step(model: Layer, loss, *, metrics=None, jit: bool = True):
+    """A compiled evaluation step ``(params, state, batch) -> metrics`` (``train=False``, no key)."""
+    evaluate = eval_step_fn(model, loss, metrics=metrics)
     return jax.jit(evaluate) if jit else evaluate
