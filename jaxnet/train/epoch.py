@@ -1,0 +1,290 @@
+"""Whole epochs as one compiled program (§4.3.4).
+
+An epoch shuffles the ``n`` training samples, cuts them into ``n // batch_size``
+mini-batches and takes one optimizer step per batch. Here all of that (the shuffle,
+the gathers, augmentation, the updates and the running metrics) is a single
+``lax.scan``, and several epochs, each followed by a validation pass and the
+early-stopping bookkeeping, are an outer ``lax.scan``: one dispatch from Python runs
+``epochs_per_call`` epochs.
+
+Randomness, so that a Python loop (or a resumed run) can reproduce it exactly:
+epoch ``e`` uses ``k = fold_in(key, e)``; ``k_shuffle, k_steps = split(k)``; the batch
+order is :func:`batch_indices` ``(k_shuffle, ...)`` and step ``i`` of the epoch gets
+``fold_in(k_steps, i)``.
+
+Compilation cache. The compiled programs are module-level functions jitted with a
+static, hashable :class:`EngineConfig` (the model, loss, optimizer, metric functions
+compared by identity, plus sizes and flags). A second ``fit`` with the same objects
+and shapes therefore hits jax's own (bounded) compilation cache and does not retrace;
+jaxnet keeps no cache or other mutable state of its own. Build the model and the
+optimizer once and reuse them; a fresh ``adam(1e-3)`` is a new function and compiles anew.
+
+Non-finite guard. After every step the loss and the new params/state are checked;
+on the first non-finite value the step's result is discarded, the carry keeps the
+last finite params/state/optimizer state, every remaining step and epoch is skipped,
+and the epoch and step are recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxnet.train.history import EarlyStopping
+from jaxnet.train.step import eval_step_fn, train_step_fn
+
+
+class Ref:
+    """Wraps an object so that it hashes and compares by identity (for static jit arguments)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, Ref) and other.obj is self.obj
+
+    def __repr__(self):
+        return f"Ref({self.obj!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """Everything static about a training run: a change here means a new compiled program."""
+
+    model: Ref
+    loss: Ref
+    optimizer: Ref
+    penalty: Ref
+    augment: Ref
+    metrics: tuple  # ((name, Ref(fn)), ...)
+    n: int
+    batch_size: int
+    drop_last: bool = True
+    weighted: bool = False
+    has_val: bool = False
+    early_stopping: EarlyStopping | None = None
+
+    @property
+    def metric_dict(self) -> dict:
+        return {name: ref.obj for name, ref in self.metrics}
+
+    def step_fn(self):
+        return train_step_fn(
+            self.model.obj, self.loss.obj, self.optimizer.obj,
+            penalty=self.penalty.obj, augment=self.augment.obj, metrics=self.metric_dict,
+        )
+
+    def eval_fn(self):
+        return eval_step_fn(self.model.obj, self.loss.obj, metrics=self.metric_dict)
+
+
+def make_config(model, loss, optimizer, *, n, batch_size, penalty=None, augment=None, metrics=None,
+                drop_last=True, weighted=False, has_val=False, early_stopping=None) -> EngineConfig:
+    """Build the static :class:`EngineConfig` (metrics sorted by name so dict order does not matter)."""
+    metrics = tuple(sorted((str(k), Ref(v)) for k, v in dict(metrics or {}).items()))
+    return EngineConfig(Ref(model), Ref(loss), Ref(optimizer), Ref(penalty), Ref(augment), metrics,
+                        int(n), int(batch_size), bool(drop_last), bool(weighted), bool(has_val), early_stopping)
+
+
+def batch_indices(key, n: int, batch_size: int, *, drop_last: bool = True):
+    """A shuffled epoch as index batches: ``(idx int32 [steps, B], mask bool [steps, B])``.
+
+    ``steps = n // B`` with ``drop_last`` (the remainder, different each epoch, is skipped),
+    else ``ceil(n / B)`` with the last batch padded by index 0 and ``mask = False`` there.
+    """
+    perm = jax.random.permutation(key, n).astype(jnp.int32)
+    steps = n // batch_size if drop_last else -(-n // batch_size)
+    total = steps * batch_size
+    if total <= n:
+        return perm[:total].reshape(steps, batch_size), jnp.ones((steps, batch_size), bool)
+    pad = total - n
+    idx = jnp.concatenate([perm, jnp.zeros((pad,), jnp.int32)]).reshape(steps, batch_size)
+    mask = (jnp.arange(total) < n).reshape(steps, batch_size)
+    return idx, mask
+
+
+def tree_all_finite(tree):
+    """A scalar bool: every floating-point leaf of ``tree`` is finite."""
+    leaves = [jnp.all(jnp.isfinite(l)) for l in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(l).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def tree_select(pred, on_true, on_false):
+    """``on_true`` where the scalar ``pred`` holds, else ``on_false``, leaf by leaf."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _zeros_like_shapes(shapes):
+    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halted=False):
+    """One epoch as one ``lax.scan``; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
+
+    ``metrics`` holds the means, over the epoch's finite steps, of the step metrics.
+    ``halted`` comes in (skip everything) and goes out (a non-finite value was met at
+    ``bad_step``, -1 if none).
+    """
+    step = cfg.step_fn()
+    k_shuffle, k_steps = jax.random.split(key)
+    idx, mask = batch_indices(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
+    steps = idx.shape[0]
+
+    def take_step(p, s, o, i, bi, bm):
+        xb, yb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0)
+        batch = (xb, yb, jnp.take(w, bi, axis=0) * bm) if cfg.weighted else (xb, yb)
+        return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
+
+    def body(carry, inp):
+        p, s, o, stop, bad = carry
+        i, bi, bm = inp
+
+        def go(_):
+            p2, s2, o2, logs = take_step(p, s, o, i, bi, bm)
+            ok = jnp.isfinite(logs["loss"]) & tree_all_finite((p2, s2))
+            return tree_select(ok, (p2, s2, o2), (p, s, o)), logs, ok
+
+        log_shapes = jax.eval_shape(lambda: take_step(p, s, o, i, bi, bm)[3])
+
+        def skip(_):
+            return (p, s, o), _zeros_like_shapes(log_shapes), jnp.asarray(False)
+
+        (p, s, o), logs, ok = lax.cond(stop, skip, go, None)
+        bad = jnp.where(~stop & ~ok, i, bad)
+        return (p, s, o, stop | ~ok, bad), (logs, ok)
+
+    init = (params, state, opt_state, jnp.asarray(halted), jnp.asarray(-1, jnp.int32))
+    (params, state, opt_state, halted, bad), (logs, ok) = lax.scan(
+        body, init, (jnp.arange(steps, dtype=jnp.int32), idx, mask))
+    count = jnp.maximum(jnp.sum(ok), 1).astype(jnp.float32)
+    means = {k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32)) / count for k, v in logs.items()}
+    return params, state, opt_state, halted, bad, means
+
+
+def evaluate_batched(cfg: EngineConfig, params, state, xb, yb, mb):
+    """Mean loss and metrics over padded eval batches ``xb [nb, eb, ...]`` with mask ``mb [nb, eb]``."""
+    evaluate = cfg.eval_fn()
+
+    def body(acc, inp):
+        x, y, m = inp
+        logs = evaluate(params, state, (x, y, m))
+        c = jnp.sum(m).astype(jnp.float32)
+        return jax.tree_util.tree_map(lambda a, v: a + c * v.astype(jnp.float32), acc, logs), None
+
+    shapes = jax.eval_shape(lambda: evaluate(params, state, (xb[0], yb[0], mb[0])))
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros((), jnp.float32), shapes)
+    sums, _ = lax.scan(body, zeros, (xb, yb, mb))
+    total = jnp.maximum(jnp.sum(mb), 1).astype(jnp.float32)
+    return {k: v / total for k, v in sums.items()}
+
+
+class Carry(NamedTuple):
+    """What flows from epoch to epoch inside the compiled loop."""
+
+    params: Any
+    state: Any
+    opt_state: Any
+    best: Any  # (params, state) of the best epoch when restoring, else ()
+    best_value: jax.Array
+    best_epoch: jax.Array
+    wait: jax.Array
+    stopped: jax.Array
+    halted: jax.Array
+    bad_epoch: jax.Array
+    bad_step: jax.Array
+
+
+def initial_carry(cfg: EngineConfig, params, state, opt_state, *, best_value=None, best_epoch=-1, wait=0) -> Carry:
+    """The carry before the first epoch (early-stopping counters can be given to resume)."""
+    es = cfg.early_stopping
+    if best_value is None:
+        best_value = float("inf") if (es is None or es.minimize) else float("-inf")
+    best = (params, state) if (es is not None and es.restore_best) else ()
+    return Carry(params, state, opt_state, best, jnp.asarray(best_value, jnp.float32),
+                 jnp.asarray(best_epoch, jnp.int32), jnp.asarray(wait, jnp.int32),
+                 jnp.asarray(False), jnp.asarray(False), jnp.asarray(-1, jnp.int32), jnp.asarray(-1, jnp.int32))
+
+
+def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, active):
+    """Run the epochs listed in ``epochs`` (``active`` False: skip) as one ``lax.scan``.
+
+    Returns ``(carry, (metrics, ran))`` with per-epoch stacked metrics and a bool ``ran``.
+    """
+    es = cfg.early_stopping
+
+    def one_epoch(c: Carry, e):
+        p, s, o, halted, bad, logs = train_epoch(cfg, c.params, c.state, c.opt_state, x, y, w,
+                                                 jax.random.fold_in(key, e), c.halted)
+        if cfg.has_val:
+            vlogs = evaluate_batched(cfg, p, s, *val)
+            logs = {**logs, **{f"val_{k}": v for k, v in vlogs.items()}}
+        newly = halted & ~c.halted
+        c = c._replace(params=p, state=s, opt_state=o, halted=halted,
+                       bad_epoch=jnp.where(newly, e, c.bad_epoch), bad_step=jnp.where(newly, bad, c.bad_step))
+        if es is not None:
+            value = logs[es.monitor]
+            better = (value < c.best_value - es.min_delta) if es.minimize else (value > c.best_value + es.min_delta)
+            better = better & ~halted
+            best = tree_select(better, (p, s), c.best) if es.restore_best else ()
+            wait = jnp.where(better, 0, c.wait + 1)
+            c = c._replace(best=best, best_value=jnp.where(better, value, c.best_value),
+                           best_epoch=jnp.where(better, e, c.best_epoch), wait=wait,
+                           stopped=wait >= es.patience)
+        return c, logs
+
+    def body(c: Carry, inp):
+        e, act = inp
+        run = act & ~c.stopped & ~c.halted
+        shapes = jax.eval_shape(one_epoch, c, e)[1]
+        c, logs = lax.cond(run, one_epoch, lambda c, e: (c, _zeros_like_shapes(shapes)), c, e)
+        return c, (logs, run)
+
+    return lax.scan(body, carry, (epochs, active))
+
+
+# The compiled entry points: module-level, with the config static, so jax's cache is the only cache.
+run_epochs_jit = jax.jit(run_epochs, static_argnums=0, donate_argnums=1)
+
+
+def _run_members(cfg, carry, x, y, w, val, key, epochs, active):
+    fn = lambda c, w_, k: run_epochs(cfg, c, x, y, w_, val, k, epochs, active)
+    return jax.vmap(fn)(carry, w, key)
+
+
+run_members_jit = jax.jit(_run_members, static_argnums=0, donate_argnums=1)
+
+
+def _evaluate_arrays(cfg, params, state, xb, yb, mb):
+    return evaluate_batched(cfg, params, state, xb, yb, mb)
+
+
+evaluate_jit = jax.jit(_evaluate_arrays, static_argnums=0)
+
+
+def make_train_epoch(model, loss, optimizer, *, batch_size: int, n: int, penalty=None, augment=None,
+                     metrics=None, drop_last: bool = True):
+    """A compiled epoch ``epoch(params, state, opt_state, (x, y), key) -> (params, state, opt_state, metrics)``.
+
+    ``metrics`` also holds ``"nonfinite_step"`` (-1 when every step was finite). The
+    random keys follow the scheme in this module's docstring.
+    """
+    cfg = make_config(model, loss, optimizer, n=n, batch_size=batch_size, penalty=penalty, augment=augment,
+                      metrics=metrics, drop_last=drop_last, weighted=not drop_last)
+
+    @jax.jit
+    def epoch(params, state, opt_state, data, key):
+        x, y = data
+        w = jnp.ones((x.shape[0],), jnp.float32)
+        p, s, o, _, bad, logs = train_epoch(cfg, params, state, opt_state, x, y, w, key)
+        return p, s, o, {**logs, "nonfinite_step": bad}
+
+    return epoch
