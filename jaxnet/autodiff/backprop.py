@@ -1,0 +1,372 @@
+"""The chapter's backprop (§4.2.3), written by hand in matrix form over a batch.
+
+The forward pass runs the model layer by layer and keeps what the backward pass needs
+(each ``Dense`` layer's input ``a^(l-1)``, each activation's pre-activation ``z^(l)``).
+The backward pass starts from ``dL/da^(L)``, the loss's derivative with respect to the
+model's output, and walks the layers in reverse. For ``Dense`` followed by an activation
+``sigma`` it is exactly the chapter's recursion, with ``delta^(l) = sigma'(z^(l)) * dL/da^(l)``:
+
+    dL/dW^(l) = a^(l-1)^T delta^(l)          (the batch sum of a_k^(l-1) sigma'(z_j^(l)) dL/da_j^(l))
+    dL/db^(l) = sum over the batch of delta^(l)
+    dL/da^(l-1) = delta^(l) W^(l)^T           (the sum over the next layer's neurons j)
+
+The chapter averages per-sample gradients with ``1/n``; here that factor lives in
+``dL/da^(L)``, because every jaxnet loss is a batch mean (or a ``where``-weighted mean).
+
+Nothing here calls ``jax.grad`` or ``jax.vjp``: each layer kind has a forward rule and a
+backward rule written from its formula, using the derivative functions of
+:mod:`jaxnet.nn.activations`. Values at kinks (documented and tested):
+
+* ``relu'(0) = 0``, ``leaky_relu'(0) = prelu'(0) = alpha``, ``step' = 0``, ``elu'(0) = alpha``.
+* L1's subgradient is ``sign(w)`` with ``sign(0) = 0`` (the element of ``[-1, 1]`` of least norm).
+* ``binary_cross_entropy`` clips probabilities to ``[tiny, 1]``; at exactly a clip bound the
+  derivative through the clip is 1/2 (the midpoint of its subdifferential, as ``jax.grad`` gives).
+* ``binary_cross_entropy_with_logits`` is smooth; its derivative is ``sigmoid(z) - y`` everywhere,
+  ``z = 0`` included (``jax.grad`` of the loss's max/abs formula gives ``-y`` at exactly 0).
+
+Supported layer kinds: ``serial`` (nested too), ``dense``, ``flatten``, ``activation``
+(every function of :data:`~jaxnet.nn.activations.ELEMENTWISE`), ``prelu``, ``elu`` (learned
+alpha), ``softmax``, ``log_softmax``, ``batchnorm`` (train and eval mode) and ``dropout``
+(its mask recomputed from the key ``serial`` gives the layer).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxnet.autodiff import penalties as P
+from jaxnet.nn import activations as A
+from jaxnet.nn import losses as L
+from jaxnet.nn.combinators import layer_keys
+from jaxnet.types import Layer
+
+
+class Rule(NamedTuple):
+    """A layer kind's hand-written rules.
+
+    ``forward(layer, params, state, x, key, train) -> (y, new_state, saved)`` and
+    ``backward(layer, params, saved, g) -> (dL/dx, dL/dparams)`` with ``g = dL/dy``.
+    """
+
+    forward: Callable
+    backward: Callable
+
+
+def _apply(layer, params, state, x, key, train):
+    y, new_state = layer.apply(params, state, x, key=key, train=train)
+    return y, new_state
+
+
+# --- serial -----------------------------------------------------------------------------
+
+def _serial_forward(layer, params, state, x, key, train):
+    keys = layer_keys(layer.layers)
+    saved, new_state = [], {}
+    for i, (k, sub) in enumerate(zip(keys, layer.layers)):
+        sub_key = jax.random.fold_in(key, i) if (key is not None and sub.needs_key) else None
+        x, new_state[k], s = _forward(sub, params[k], state[k], x, sub_key, train)
+        saved.append(s)
+    return x, new_state, saved
+
+
+def _serial_backward(layer, params, saved, g):
+    keys = layer_keys(layer.layers)
+    grads = {}
+    for k, sub, s in reversed(list(zip(keys, layer.layers, saved))):
+        g, grads[k] = _backward(sub, params[k], s, g)
+    return g, grads
+
+
+# --- dense and flatten ------------------------------------------------------------------
+
+def _keep_input(layer, params, state, x, key, train):
+    y, new_state = _apply(layer, params, state, x, key, train)
+    return y, new_state, x
+
+
+def _dense_backward(layer, params, x, g):
+    # delta = dL/dz of this layer's output; rows are (batch x leading axes) samples.
+    w = params["w"]
+    x2 = x.reshape(-1, w.shape[0])
+    g2 = g.reshape(-1, w.shape[1])
+    grads = {"w": x2.T @ g2}
+    if "b" in params:
+        grads["b"] = jnp.sum(g2, axis=0)
+    return g @ w.T, grads
+
+
+def _flatten_backward(layer, params, x, g):
+    return g.reshape(x.shape), {}
+
+
+# --- activations ------------------------------------------------------------------------
+
+def _hyper(layer):
+    return {k: v for k, v in layer.config.items() if k != "fn"}
+
+
+def _activation_backward(layer, params, z, g):
+    act = A.get_activation(layer.config["fn"])
+    return g * act.derivative(z, **_hyper(layer)).astype(g.dtype), {}
+
+
+def _learned_alpha_backward(derivative, alpha_derivative):
+    def backward(layer, params, z, g):
+        alpha = params["alpha"].astype(z.dtype)
+        dalpha = jnp.sum(g * alpha_derivative(z, alpha))
+        return g * derivative(z, alpha), {"alpha": dalpha.reshape(params["alpha"].shape)}
+
+    return backward
+
+
+def _softmax_forward(layer, params, state, x, key, train):
+    y, new_state = _apply(layer, params, state, x, key, train)
+    return y, new_state, y
+
+
+def _softmax_backward(layer, params, y, g):
+    return A.softmax_vjp(y, g, axis=-1), {}
+
+
+def _log_softmax_backward(layer, params, z, g):
+    return A.log_softmax_vjp(z, g, axis=-1), {}
+
+
+# --- batch normalization and dropout ------------------------------------------------------
+
+def _bn_axes(layer, x):
+    channel = layer.config.get("axis", -1) % x.ndim
+    reduce = tuple(i for i in range(x.ndim) if i != channel)
+    bshape = tuple(x.shape[i] if i == channel else 1 for i in range(x.ndim))
+    return reduce, bshape
+
+
+def _bn_forward(layer, params, state, x, key, train):
+    y, new_state = _apply(layer, params, state, x, key, train)
+    return y, new_state, (x, state, train)
+
+
+def _bn_backward(layer, params, saved, g):
+    x, state, train = saved
+    eps = layer.config["eps"]
+    reduce, bshape = _bn_axes(layer, x)
+    gamma = params["gamma"].astype(g.dtype).reshape(bshape) if "gamma" in params else 1.0
+    if train:
+        mean = jnp.mean(x, axis=reduce, keepdims=True)
+        var = jnp.mean((x - mean) ** 2, axis=reduce, keepdims=True)
+    else:
+        mean = state["mean"].astype(x.dtype).reshape(bshape)
+        var = state["var"].astype(x.dtype).reshape(bshape)
+    inv_std = 1.0 / jnp.sqrt(var + eps)
+    xhat = (x - mean) * inv_std
+    grads = {}
+    if "gamma" in params:
+        grads["gamma"] = jnp.sum(g * xhat, axis=reduce).reshape(params["gamma"].shape)
+    if "beta" in params:
+        grads["beta"] = jnp.sum(g, axis=reduce).reshape(params["beta"].shape)
+    dxhat = g * gamma
+    if not train:  # running statistics are constants
+        return dxhat * inv_std, grads
+    # The batch statistics depend on every sample: dx = (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) / std.
+    dx = inv_std * (dxhat - jnp.mean(dxhat, axis=reduce, keepdims=True)
+                    - xhat * jnp.mean(dxhat * xhat, axis=reduce, keepdims=True))
+    return dx, grads
+
+
+def _dropout_forward(layer, params, state, x, key, train):
+    y, new_state = _apply(layer, params, state, x, key, train)
+    rate, mode = layer.config["rate"], layer.config["mode"]
+    if train:
+        if rate == 0:
+            scale = jnp.ones_like(x)
+        else:
+            from jaxnet.nn.dropout import dropout_mask
+
+            mask = dropout_mask(key, rate, x.shape).astype(x.dtype)
+            scale = mask / (1.0 - rate) if mode == "inverted" else mask
+    else:
+        scale = jnp.ones_like(x) if mode == "inverted" else jnp.full_like(x, 1.0 - rate)
+    return y, new_state, scale
+
+
+def _dropout_backward(layer, params, scale, g):
+    return g * scale, {}
+
+
+RULES: dict[str, Rule] = {
+    "serial": Rule(_serial_forward, _serial_backward),
+    "dense": Rule(_keep_input, _dense_backward),
+    "flatten": Rule(_keep_input, _flatten_backward),
+    "activation": Rule(_keep_input, _activation_backward),
+    "prelu": Rule(_keep_input, _learned_alpha_backward(A.prelu_derivative, A.prelu_alpha_derivative)),
+    "elu": Rule(_keep_input, _learned_alpha_backward(A.elu_derivative, A.elu_alpha_derivative)),
+    "softmax": Rule(_softmax_forward, _softmax_backward),
+    "log_softmax": Rule(_keep_input, _log_softmax_backward),
+    "batchnorm": Rule(_bn_forward, _bn_backward),
+    "dropout": Rule(_dropout_forward, _dropout_backward),
+}
+"""Hand-written forward/backward rules by layer kind."""
+
+
+def _forward(layer, params, state, x, key, train):
+    return RULES[layer.kind].forward(layer, params, state, x, key, train)
+
+
+def _backward(layer, params, saved, g):
+    return RULES[layer.kind].backward(layer, params, saved, g)
+
+
+def check_supported(model: Layer, *, where: str = "backprop") -> None:
+    """Raise ``ValueError`` naming the first layer (and its position) that has no handwritten rule."""
+
+    def visit(layer, path):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{where}: expected a Layer, got {type(layer).__name__}")
+        if layer.kind not in RULES:
+            raise ValueError(
+                f"{where}: no handwritten backprop for layer {layer.name} (kind {layer.kind!r}) at {path}; "
+                f"supported kinds: {sorted(RULES)}. Use jax.grad for this model"
+            )
+        if layer.kind == "activation" and layer.config.get("fn") not in A.ELEMENTWISE:
+            raise ValueError(f"{where}: layer {layer.name} at {path} names unknown activation {layer.config.get('fn')!r}")
+        for k, sub in zip(layer_keys(layer.layers), layer.layers):
+            visit(sub, f"{path}/{k}")
+
+    visit(model, "model")
+
+
+# --- losses -----------------------------------------------------------------------------
+
+def _sample_weights(per_sample_shape, where, dtype):
+    """``c_i`` with ``L = sum_i c_i l_i``: ``1/n``, or ``where_i / max(sum where, 1)``."""
+    if where is None:
+        n = 1
+        for s in per_sample_shape:
+            n *= s
+        return jnp.full(per_sample_shape, 1.0 / n, dtype)
+    w = jnp.asarray(where).astype(dtype)
+    return w / jnp.maximum(jnp.sum(w), 1)
+
+
+def _expand(c, ndim):
+    return c.reshape(c.shape + (1,) * (ndim - c.ndim))
+
+
+def _binary_targets(out, targets):
+    targets = jnp.asarray(targets)
+    if targets.ndim == out.ndim - 1 and out.shape[-1] == 1:
+        targets = targets[..., None]
+    return targets.astype(out.dtype)
+
+
+def _dlog_clip(q, tiny):
+    """``d/dq log(clip(q, tiny, 1))``, with 1/2 through the clip at exactly a bound."""
+    through = jnp.where((q > tiny) & (q < 1), 1.0, jnp.where((q == tiny) | (q == 1), 0.5, 0.0))
+    return through.astype(q.dtype) / jnp.clip(q, tiny, 1.0)
+
+
+def loss_gradient(loss, outputs, targets, where=None):
+    """``dL/d outputs`` for a loss of :data:`jaxnet.nn.losses.LOSSES`, written by hand.
+
+    Args:
+      loss: the loss's name or the function itself.
+      outputs, targets, where: as the loss takes them (shapes are checked by the loss).
+
+    Returns:
+      An array of ``outputs``' shape.
+
+    Raises:
+      ValueError: for a loss without a handwritten gradient.
+    """
+    name = loss_name(loss)
+    out = outputs
+    if name in ("squared_error", "mean_squared_error"):
+        y = jnp.asarray(targets, out.dtype)
+        c = _sample_weights(out.shape[:1] if out.ndim > 1 else out.shape, where, out.dtype)
+        features = 1
+        if name == "mean_squared_error" and out.ndim > 1:
+            for s in out.shape[1:]:
+                features *= s
+        return _expand(c, out.ndim) * 2.0 * (out - y) / features
+    if name == "binary_cross_entropy":
+        y = _binary_targets(out, targets)
+        c = _sample_weights(out.shape[:1] if out.ndim > 1 else out.shape, where, out.dtype)
+        tiny = jnp.finfo(out.dtype).tiny
+        dl = -(y * _dlog_clip(out, tiny) - (1 - y) * _dlog_clip(1.0 - out, tiny))
+        return _expand(c, out.ndim) * dl
+    if name == "binary_cross_entropy_with_logits":
+        y = _binary_targets(out, targets)
+        c = _sample_weights(out.shape[:1] if out.ndim > 1 else out.shape, where, out.dtype)
+        return _expand(c, out.ndim) * (A.sigmoid(out) - y)
+    if name == "softmax_cross_entropy":
+        y = jnp.asarray(targets, out.dtype)
+        c = _sample_weights(out.shape[:-1], where, out.dtype)[..., None]
+        return c * (A.softmax(out, axis=-1) * jnp.sum(y, axis=-1, keepdims=True) - y)
+    # softmax_cross_entropy_with_integer_labels
+    c = _sample_weights(out.shape[:-1], where, out.dtype)[..., None]
+    onehot = jax.nn.one_hot(jnp.asarray(targets), out.shape[-1], dtype=out.dtype)
+    return c * (A.softmax(out, axis=-1) - onehot)
+
+
+def loss_name(loss) -> str:
+    """The name of a loss of :data:`jaxnet.nn.losses.LOSSES`, given its name or the function."""
+    if isinstance(loss, str) and loss in L.LOSSES:
+        return loss
+    for name, fn in L.LOSSES.items():
+        if loss is fn:
+            return name
+    raise ValueError(
+        f"backprop: no handwritten gradient for loss {getattr(loss, '__name__', loss)!r}; "
+        f"expected one of {sorted(L.LOSSES)} (by name or as the function from jaxnet.nn.losses)"
+    )
+
+
+# --- the whole model --------------------------------------------------------------------
+
+def backprop(model: Layer, params, state, x, y, loss, *, where=None, penalties: Sequence = (),
+             key=None, train: bool = True):
+    """The loss and its gradient with respect to ``params``, by the handwritten chain rule.
+
+    ``L(params) = loss(model(params, x), y, where) + sum of penalties``. The same numbers as
+    ``jax.value_and_grad`` of that function (see :func:`jaxnet.autodiff.check_grads`), computed
+    without any automatic differentiation.
+
+    Args:
+      model: a layer or ``serial`` model of supported kinds (see :data:`RULES`).
+      params, state: the model's params and state (from ``model.init``).
+      x: an input batch.
+      y: the targets the loss expects.
+      loss: a loss of :data:`jaxnet.nn.losses.LOSSES`, by name or as the function.
+      where: optional per-sample weights or mask, as the losses take it.
+      penalties: a sequence of ``(kind, lam)`` or ``(kind, lam, mask)`` with ``kind`` ``"l2"``
+        (``lam/2 sum w^2``) or ``"l1"`` (``lam sum |w|``); ``mask`` as in
+        :func:`jaxnet.autodiff.penalties.penalty_value` (``None`` means every parameter).
+      key: PRNG key for stochastic layers (Dropout) in training mode; ``serial`` gives layer
+        ``i`` the key ``fold_in(key, i)``, exactly as ``model.apply`` does.
+      train: the mode the model runs in (batch statistics and dropout when ``True``).
+
+    Returns:
+      ``(loss_value, grads)`` with ``grads`` shaped like ``params``.
+
+    Raises:
+      ValueError: for a layer kind or loss with no handwritten rule (naming the layer), or a bad penalty.
+    """
+    check_supported(model)
+    name = loss_name(loss)
+    specs = P.parse_penalties(penalties, where="backprop")
+    out, _, saved = _forward(model, params, state, x, key, train)
+    value = L.LOSSES[name](out, y, where)
+    g = loss_gradient(name, out, y, where)
+    _, grads = _backward(model, params, saved, g)
+    grads = jax.tree_util.tree_map(lambda gr, p: jnp.asarray(gr).astype(jnp.asarray(p).dtype), grads, params)
+    if specs:
+        value = value + P.penalties_value(params, specs)
+        grads = jax.tree_util.tree_map(jnp.add, grads, P.penalties_gradient(params, specs))
+    return value, grads
+
+
+def backprop_grad(model: Layer, params, state, x, y, loss, **kwargs) -> Any:
+    """Only the gradient of :func:`backprop`."""
+    return backprop(model, params, state, x, y, loss, **kwargs)[1]

@@ -1,0 +1,161 @@
+"""Gradient checking: handwritten backprop against ``jax.grad`` against central finite differences.
+
+For every parameter path (``"dense_0/w"``) :func:`check_grads` reports the largest relative
+error, measured against the scale of that parameter's gradient::
+
+    relative_error(a, b) = max_i |a_i - b_i| / max(max_i |a_i|, max_i |b_i|)
+
+(0 when both are zero). Relative to the whole array rather than entry by entry, so that an
+entry whose gradient is nearly zero does not turn round-off into a large "relative" error.
+Run it in float64 (``jax.config.update("jax_enable_x64", True)`` and float64 params) for
+tight tolerances; float32 works with looser defaults.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnet.autodiff import penalties as P
+from jaxnet.autodiff.backprop import backprop, check_supported, loss_name
+from jaxnet.nn import losses as L
+from jaxnet.types import Layer
+
+
+class GradError(NamedTuple):
+    """Max relative errors for one parameter path.
+
+    Attributes:
+      handwritten: handwritten backprop vs ``jax.grad``, over every entry.
+      finite_differences: central differences vs ``jax.grad``, over the checked entries
+        (``nan`` when finite differences were skipped).
+    """
+
+    handwritten: float
+    finite_differences: float
+
+
+class GradientMismatchError(ValueError):
+    """Two ways of computing a gradient disagree beyond the tolerance; the message names the path."""
+
+
+def relative_error(a, b) -> float:
+    """``max |a - b| / max(max |a|, max |b|)``, 0 when both are zero (float64 NumPy)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    scale = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
+    diff = np.max(np.abs(a - b), initial=0.0)
+    return 0.0 if diff == 0 else float(diff / scale)
+
+
+def _path(p) -> str:
+    return jax.tree_util.keystr(p, simple=True, separator="/")
+
+
+def _defaults(params, x):
+    leaves = [jnp.asarray(l) for l in jax.tree_util.tree_leaves(params)] + [jnp.asarray(x)]
+    floats = [l.dtype for l in leaves if jnp.issubdtype(l.dtype, jnp.floating)]
+    wide = any(d == jnp.float64 for d in floats)
+    # (rtol, fd_rtol, eps): round-off bounds the agreement; central differences err by O(eps^2) + O(u/eps).
+    return (1e-8, 1e-5, 1e-6) if wide else (1e-3, 5e-2, 1e-3)
+
+
+def check_grads(model: Layer, params, state, x, y, loss, *, where=None, penalties: Sequence = (), key=None,
+                train: bool = True, rtol: float | None = None, fd_rtol: float | None = None,
+                eps: float | None = None, fd_entries: int | None = 16, fd_key=None,
+                raise_on_error: bool = True) -> dict[str, GradError]:
+    """Compare the handwritten backprop, ``jax.grad`` and central finite differences.
+
+    The objective is ``loss(model.apply(params, state, x, key=key, train=train), y, where)``
+    plus the penalties. ``jax.grad`` is the reference; the handwritten gradient must agree
+    with it within ``rtol`` and the central difference ``(L(w + eps) - L(w - eps)) / (2 eps)``
+    within ``fd_rtol``.
+
+    Args:
+      model, params, state, x, y, loss, where, penalties, key, train: as for
+        :func:`jaxnet.autodiff.backprop.backprop`.
+      rtol: tolerance for handwritten vs ``jax.grad`` (default 1e-8 in float64, 1e-3 in float32).
+      fd_rtol: tolerance for finite differences vs ``jax.grad`` (default 1e-5 / 5e-2).
+      eps: finite-difference step (default 1e-6 in float64, 1e-3 in float32).
+      fd_entries: entries per parameter checked by finite differences, drawn at random with
+        ``fd_key`` (``None``: every entry; 0: skip finite differences).
+      fd_key: PRNG key choosing those entries (default ``PRNGKey(0)``).
+      raise_on_error: raise on the first path above tolerance (else only report).
+
+    Returns:
+      ``{path: GradError(handwritten, finite_differences)}``, paths like ``"dense_0/w"``.
+
+    Raises:
+      ValueError: if the model has a layer or the loss has no handwritten rule (naming it).
+      GradientMismatchError: naming the parameter path whose error exceeds the tolerance.
+    """
+    check_supported(model, where="check_grads")
+    loss_fn = L.LOSSES[loss_name(loss)]
+    specs = P.parse_penalties(penalties, where="check_grads")
+    d_rtol, d_fd_rtol, d_eps = _defaults(params, x)
+    rtol = d_rtol if rtol is None else rtol
+    fd_rtol = d_fd_rtol if fd_rtol is None else fd_rtol
+    eps = d_eps if eps is None else eps
+
+    def objective(p):
+        out, _ = model.apply(p, state, x, key=key, train=train)
+        total = loss_fn(out, y, where)
+        return total + P.penalties_value(p, specs) if specs else total
+
+    reference = jax.grad(objective)(params)
+    _, handwritten = backprop(model, params, state, x, y, loss, where=where, penalties=penalties,
+                              key=key, train=train)
+
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    ref_leaves = jax.tree_util.tree_leaves(reference)
+    hw_leaves = jax.tree_util.tree_leaves(handwritten)
+    paths = [_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    fd_key = jax.random.PRNGKey(0) if fd_key is None else fd_key
+
+    report = {}
+    for j, (path, leaf, ref, hw) in enumerate(zip(paths, leaves, ref_leaves, hw_leaves)):
+        hw_err = relative_error(hw, ref)
+        fd_err = float("nan")
+        if fd_entries != 0 and jnp.size(leaf) > 0:
+            idx = _choose(jax.random.fold_in(fd_key, j), jnp.size(leaf), fd_entries)
+            fd = _central_differences(objective, leaves, treedef, j, idx, eps)
+            ref_at = np.asarray(ref, np.float64).reshape(-1)[idx]
+            scale = max(np.max(np.abs(np.asarray(ref, np.float64))), np.max(np.abs(fd)))
+            diff = np.max(np.abs(fd - ref_at))
+            fd_err = 0.0 if diff == 0 else float(diff / scale)
+        report[path] = GradError(hw_err, fd_err)
+        if raise_on_error and hw_err > rtol:
+            raise GradientMismatchError(
+                f"check_grads: handwritten backprop and jax.grad disagree at {path}: "
+                f"max relative error {hw_err:.3g} > rtol {rtol:g}"
+            )
+        if raise_on_error and fd_err > fd_rtol:
+            raise GradientMismatchError(
+                f"check_grads: central finite differences and jax.grad disagree at {path}: "
+                f"max relative error {fd_err:.3g} > fd_rtol {fd_rtol:g} (eps={eps:g}; a kink such as "
+                "relu at 0 within eps of a checked point also causes this; try float64 or another fd_key)"
+            )
+    return report
+
+
+def _choose(key, size: int, n: int | None) -> np.ndarray:
+    if n is None or n >= size:
+        return np.arange(size)
+    return np.sort(np.asarray(jax.random.choice(key, size, (n,), replace=False)))
+
+
+def _central_differences(objective, leaves, treedef, j, idx, eps) -> np.ndarray:
+    """``(L(w + eps e_i) - L(w - eps e_i)) / (2 eps)`` for entries ``idx`` of leaf ``j``, all in one vmapped call."""
+    leaf = jnp.asarray(leaves[j])
+
+    def at(v):
+        new = list(leaves)
+        new[j] = v
+        return objective(jax.tree_util.tree_unflatten(treedef, new))
+
+    basis = jax.nn.one_hot(jnp.asarray(idx), leaf.size, dtype=leaf.dtype).reshape((len(idx),) + leaf.shape)
+    f = jax.jit(jax.vmap(at))
+    plus, minus = f(leaf + eps * basis), f(leaf - eps * basis)
+    return (np.asarray(plus, np.float64) - np.asarray(minus, np.float64)) / (2 * eps)
