@@ -1,0 +1,223 @@
+"""Checkpoints: one ``.npz`` file holding every array plus a JSON metadata record.
+
+Layout: each array of ``params``, ``state`` and ``opt_state`` is stored under its tree
+path (``"params/dense_0/w"``, ``"opt_state/count"``...), plus ``"step"`` and ``"key"``;
+the entry ``"__metadata__"`` holds UTF-8 JSON bytes with the format version, every
+stored path with its shape and dtype, a SHA-256 checksum over names, dtypes, shapes
+and bytes, the training history and a free-form ``config`` (the CLI keeps its model
+and data settings there). Nothing is pickled: files are read with
+``allow_pickle=False``, so loading never executes code.
+
+Restoring needs templates (``like``): the trees that the same model and optimizer
+build with ``init``. The stored paths, shapes and dtypes must match them exactly; the
+first difference is named in the error. Files are written to a temporary file in the
+same directory and renamed over the target (``os.replace`` is atomic), so a crash
+mid-write leaves either the old checkpoint or the new one, never half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FORMAT_VERSION = 1
+_META = "__metadata__"
+_GROUPS = ("params", "state", "opt_state")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not match what it is restored into."""
+
+
+class Checkpoint(NamedTuple):
+    """A restored checkpoint: trees shaped like the templates, plus step, key, history and config."""
+
+    params: Any
+    state: Any
+    opt_state: Any
+    step: int
+    key: Any
+    history: dict | None
+    config: dict
+
+
+def _path_name(path) -> str:
+    parts = []
+    for p in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(p, attr):
+                parts.append(str(getattr(p, attr)))
+                break
+        else:
+            parts.append(str(p))
+    return "/".join(parts)
+
+
+def flatten(group: str, tree) -> dict[str, np.ndarray]:
+    """``{"group/path/to/leaf": numpy array}`` for every leaf of ``tree``."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    out = {}
+    for path, leaf in leaves:
+        name = "/".join(filter(None, [group, _path_name(path)]))
+        if name in out:
+            raise CheckpointError(f"checkpoint: two leaves share the path {name!r}")
+        out[name] = np.asarray(leaf)
+    return out
+
+
+def _key_data(key):
+    if key is None:
+        return None
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key)
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over each entry's name, dtype, shape and bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_checkpoint(path, *, params, state=None, opt_state=None, step: int = 0, key=None,
+                    history=None, config: dict | None = None) -> str:
+    """Write a checkpoint atomically to ``path`` (``.npz`` is appended when missing); return the path.
+
+    Args:
+      params, state, opt_state: pytrees of arrays (opt_state: NamedTuples of arrays).
+      step: the number of completed epochs (or steps), stored as an int64.
+      key: the run's ``jax.random`` key (raw or typed).
+      history: a :class:`~jaxnet.train.history.History` or a JSON-able dict.
+      config: JSON-able settings to keep with the arrays (e.g. how to rebuild the model).
+
+    Raises:
+      CheckpointError/TypeError: for a dtype ``.npz`` cannot hold without pickling, or
+        history/config that are not JSON-serializable.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    arrays: dict[str, np.ndarray] = {}
+    for group, tree in zip(_GROUPS, (params, state, opt_state)):
+        arrays.update(flatten(group, tree if tree is not None else {}))
+    arrays["step"] = np.asarray(int(step), np.int64)
+    kd = _key_data(key)
+    if kd is not None:
+        arrays["key"] = kd
+    for name, a in arrays.items():
+        if a.dtype.kind not in "biuf" or a.dtype.hasobject:
+            raise CheckpointError(f"save_checkpoint: {name} has dtype {a.dtype}, which .npz cannot store without pickle")
+    if history is not None and hasattr(history, "to_dict"):
+        history = history.to_dict()
+    meta = {
+        "format": "jaxnet-checkpoint",
+        "format_version": FORMAT_VERSION,
+        "entries": {n: {"shape": list(a.shape), "dtype": a.dtype.str} for n, a in sorted(arrays.items())},
+        "checksum": checksum(arrays),
+        "history": history,
+        "config": config or {},
+    }
+    try:
+        meta_bytes = json.dumps(meta, allow_nan=True).encode()
+    except TypeError as e:
+        raise TypeError(f"save_checkpoint: history and config must be JSON-serializable: {e}") from None
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{_META: np.frombuffer(meta_bytes, np.uint8)}, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read and verify a checkpoint: ``(metadata, {path: array})``.
+
+    Raises:
+      FileNotFoundError: when there is no such file.
+      CheckpointError: for a truncated or corrupted file, a checksum mismatch, a file that
+        is not a jaxnet checkpoint, or one written in a newer format version.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"read_checkpoint: no checkpoint at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"read_checkpoint: {path!r} is truncated or corrupted ({type(e).__name__}: {e})") from None
+    if _META not in arrays:
+        raise CheckpointError(f"read_checkpoint: {path!r} is not a jaxnet checkpoint (no {_META} record)")
+    try:
+        meta = json.loads(arrays.pop(_META).tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"read_checkpoint: {path!r} has a corrupted metadata record: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != "jaxnet-checkpoint":
+        raise CheckpointError(f"read_checkpoint: {path!r} is not a jaxnet checkpoint")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"read_checkpoint: {path!r} has format version {version!r}, newer than this "
+                              f"jaxnet reads ({FORMAT_VERSION}); upgrade jaxnet")
+    entries = meta.get("entries", {})
+    if set(entries) != set(arrays):
+        missing = sorted(set(entries) ^ set(arrays))
+        raise CheckpointError(f"read_checkpoint: {path!r} is corrupted: entries {missing[:3]} disagree with its metadata")
+    if checksum(arrays) != meta.get("checksum"):
+        raise CheckpointError(f"read_checkpoint: {path!r} is corrupted: checksum mismatch")
+    return meta, arrays
+
+
+def _restore(group: str, like, arrays, path) -> Any:
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+    expected = {}
+    for p, leaf in leaves:
+        expected["/".join(filter(None, [group, _path_name(p)]))] = jnp.asarray(leaf)
+    stored = sorted(n for n in arrays if n == group or n.startswith(group + "/"))
+    for name in sorted(set(expected) | set(stored)):
+        if name not in arrays:
+            raise CheckpointError(f"checkpoint {path!r} is from another model: {name!r} is missing from it")
+        if name not in expected:
+            raise CheckpointError(f"checkpoint {path!r} is from another model: it has {name!r}, which this model lacks")
+        a, e = arrays[name], expected[name]
+        if a.shape != e.shape or a.dtype != e.dtype:
+            raise CheckpointError(f"checkpoint {path!r} is from another model: {name!r} is {a.dtype}{list(a.shape)} "
+                                  f"there, {e.dtype}{list(e.shape)} here")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[n]) for n in expected])
+
+
+def load_checkpoint(path, *, params, state=None, opt_state=None) -> Checkpoint:
+    """Restore a checkpoint into trees shaped like the templates ``params``, ``state``, ``opt_state``.
+
+    The templates come from the same model's ``init`` and the optimizer's ``init`` (their
+    values are ignored). Pass ``opt_state=None`` to skip the optimizer state.
+
+    Raises:
+      CheckpointError: naming the first differing path when the checkpoint belongs to
+        another model, and for everything :func:`read_checkpoint` rejects.
+    """
+    path = os.fspath(path)
+    meta, arrays = read_checkpoint(path)
+    p = _restore("params", params, arrays, path)
+    s = _restore("state", state if state is not None else {}, arrays, path)
+    o = _restore("opt_state", opt_state, arrays, path) if opt_state is not None else None
+    key = jnp.asarray(arrays["key"]) if "key" in arrays else None
+    return Checkpoint(p, s, o, int(arrays["step"]), key, meta.get("history"), meta.get("config", {}))
