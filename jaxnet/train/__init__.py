@@ -1,4 +1,41 @@
-"""Training: compiled steps (and, as the engine grows, epochs, fit, ensembles, checkpoints)."""
-from jaxnet.train.step import make_eval_step, make_train_step, train_step_fn
+"""Training: compiled steps and epochs, ``fit``, early stopping, ensembles, data parallelism, checkpoints."""
+from jaxnet.train.checkpoint import (
+    FORMAT_VERSION,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from jaxnet.train.ensemble import (
+    EnsembleResult,
+    average_probabilities,
+    ensemble_report,
+    fit_ensemble,
+    member_probabilities,
+    member_weights,
+    set_hyperparameter,
+    stack,
+    unstack,
+)
+from jaxnet.train.epoch import batch_indices, make_train_epoch
+from jaxnet.train.fit import FitResult, NonFiniteWarning, evaluate, fit
+from jaxnet.train.history import EarlyStopping, History
+from jaxnet.train.parallel import (
+    batch_sharding,
+    data_mesh,
+    make_parallel_train_step,
+    replicate,
+    replicated,
+    shard_batch,
+)
+from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
 
-__all__ = ["make_eval_step", "make_train_step", "train_step_fn"]
+__all__ = [
+    "make_eval_step", "make_train_step", "train_step_fn", "eval_step_fn", "make_train_epoch", "batch_indices",
+    "fit", "evaluate", "FitResult", "NonFiniteWarning", "EarlyStopping", "History",
+    "fit_ensemble", "EnsembleResult", "average_probabilities", "member_probabilities", "ensemble_report",
+    "member_weights", "set_hyperparameter", "stack", "unstack",
+    "data_mesh", "make_parallel_train_step", "shard_batch", "replicate", "replicated", "batch_sharding",
+    "save_checkpoint", "load_checkpoint", "read_checkpoint", "Checkpoint", "CheckpointError", "FORMAT_VERSION",
+]
