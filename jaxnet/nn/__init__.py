@@ -15,6 +15,8 @@ from jaxnet.nn.activation_layers import (
 )
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.dense import Dense, Flatten
+from jaxnet.nn.dropout import Dropout, dropout_mask
+from jaxnet.nn.normalization import BatchNorm
 from jaxnet.nn.losses import (
     accuracy,
     binary_accuracy,
@@ -34,5 +36,5 @@ __all__ = [
     "layer_keys", "serial", "accuracy", "binary_accuracy", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "get_loss", "mean_squared_error", "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels", "squared_error", "xor_network", "xor_table",
-    "activations", "initializers", "losses",
+    "activations", "initializers", "losses", "BatchNorm", "Dropout", "dropout_mask",
 ]

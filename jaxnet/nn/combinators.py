@@ -9,6 +9,8 @@ import jax
 from jaxnet.nn.activation_layers import activation_layer
 from jaxnet.nn.core import check_size, make_layer
 from jaxnet.nn.dense import Dense
+from jaxnet.nn.dropout import Dropout
+from jaxnet.nn.normalization import BatchNorm
 from jaxnet.types import Layer
 
 
@@ -36,6 +38,53 @@ def _check_tree_keys(name: str, what: str, tree, keys) -> None:
             + (f" ({'; '.join(detail)})" if detail else "")
             + "; were they made by this model's init?"
         )
+
+
+def _path(prefix: str, k) -> str:
+    return f"{prefix}[{k!r}]"
+
+
+def _first_mismatch(path: str, expected, got) -> str | None:
+    """The first place where ``got`` differs from ``expected`` (a tree of shapes), as ``"path: ..."``."""
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return f"{path}: expected a dict with keys {sorted(expected)}, got {type(got).__name__}"
+        if set(expected) != set(got):
+            return f"{path}: expected keys {sorted(expected)}, got {sorted(got)}"
+        for k in expected:
+            found = _first_mismatch(_path(path, k), expected[k], got[k])
+            if found:
+                return found
+        return None
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+            return f"{path}: expected a sequence of {len(expected)} entries, got {got!r:.60}"
+        for i, (e, g) in enumerate(zip(expected, got)):
+            found = _first_mismatch(f"{path}[{i}]", e, g)
+            if found:
+                return found
+        return None
+    want, have = tuple(getattr(expected, "shape", ())), tuple(getattr(got, "shape", ()))
+    if want != have:
+        return f"{path}: expected shape {want}, got {have}"
+    return None
+
+
+def _diagnose(layer: Layer, k: str, params, state, x) -> str | None:
+    """After ``layer`` failed on ``x``: name the params/state entry whose shape is not what
+    ``layer.init`` makes for this input, or ``None`` when they all are (the error lies elsewhere).
+
+    Runs only on failure, so models that work pay nothing for it.
+    """
+    shape = (-1,) + tuple(x.shape[1:]) if getattr(x, "ndim", 0) >= 1 else None
+    if shape is None:
+        return None
+    try:
+        want_params, want_state = jax.eval_shape(lambda r: layer.init(r, shape)[1:], jax.random.PRNGKey(0))
+    except Exception:  # the input itself does not suit this layer: no params/state verdict
+        return None
+    return (_first_mismatch(_path("state", k), want_state, state)
+            or _first_mismatch(_path("params", k), want_params, params))
 
 
 def serial(*layers: Layer) -> Layer:
@@ -79,7 +128,17 @@ def serial(*layers: Layer) -> Layer:
         new_state = {}
         for i, (k, layer) in enumerate(zip(keys, layers)):
             sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
-            x, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train)
+            try:
+                y, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train)
+            except (ValueError, TypeError, KeyError) as e:
+                mismatch = _diagnose(layer, k, params[k], state[k], x)
+                if mismatch is None:
+                    raise
+                raise ValueError(
+                    f"{short}, layer {i} ({layer.name}): {mismatch} (for an input of shape {tuple(x.shape)}); "
+                    f"were params and state made by this model's init? [{type(e).__name__}: {e}]"
+                ) from e
+            x = y
         return x, new_state
 
     return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key)
@@ -109,6 +168,8 @@ def MLP(
     *,
     w_init="lecun_normal",
     b_init="zeros",
+    batchnorm: bool = False,
+    dropout: float = 0.0,
 ) -> Layer:
     """A multilayer perceptron: ``Dense -> activation`` for every hidden size, then a ``Dense`` output.
 
@@ -124,14 +185,29 @@ def MLP(
       output_activation: optional activation after the last ``Dense`` (default none:
         the model outputs logits, which the losses expect).
       w_init, b_init: initializers of every ``Dense``.
+      batchnorm: put a ``BatchNorm()`` after every hidden ``Dense``, before its activation.
+      dropout: if positive, put a ``Dropout(dropout)`` after every hidden activation.
+
+    With both, a hidden block is ``Dense -> BatchNorm -> activation -> Dropout``.
     """
     if isinstance(sizes, int) or not isinstance(sizes, Sequence) or len(sizes) == 0:
         raise ValueError(f"MLP: sizes must be a non-empty sequence of positive ints, got {sizes!r}")
     sizes = [check_size("MLP", f"sizes[{i}]", s) for i, s in enumerate(sizes)]
     activation_layer(activation, where="MLP activation")  # fail early on a bad name
+    if not isinstance(batchnorm, bool):
+        raise TypeError(f"MLP: batchnorm must be a bool, got {batchnorm!r}")
+    try:
+        Dropout(dropout)  # fail early, naming the bad rate
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"MLP dropout: {e}") from None
     layers = []
     for s in sizes[:-1]:
-        layers += [Dense(s, w_init, b_init), activation_layer(activation, where="MLP activation")]
+        layers.append(Dense(s, w_init, b_init))
+        if batchnorm:
+            layers.append(BatchNorm())
+        layers.append(activation_layer(activation, where="MLP activation"))
+        if dropout:
+            layers.append(Dropout(dropout))
     layers.append(Dense(sizes[-1], w_init, b_init))
     if output_activation is not None:
         layers.append(activation_layer(output_activation, where="MLP output_activation"))
