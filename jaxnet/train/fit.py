@@ -268,8 +268,7 @@ def fit(
     history = history.copy() if history is not None else History()
     best_value, best_epoch, wait = _resume_early_stopping(early_stopping, history)
     carry = E.initial_carry(cfg, params, state, opt_state, best_value=best_value, best_epoch=best_epoch, wait=wait)
-    if carry.best != ():
-        carry = carry._replace(best=_copy(carry.best))
+    carry = _copy(carry)  # fresh buffers: donation must not see one buffer twice (e.g. best is params)
 
     bar = _Progress(progress, epochs, initial_epoch)
     done = initial_epoch
