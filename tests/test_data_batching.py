@@ -1,0 +1,96 @@
+"""§4.3.4 mini-batching: shuffled epochs laid out as [steps, batch, ...] for lax.scan."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxnet.data as D
+
+
+@pytest.mark.parametrize("n,b", [(10, 3), (12, 4), (7, 7)])
+def test_drop_last_full_batches_each_sample_at_most_once(n, b):
+    idx, mask = D.shuffle_batches(jax.random.PRNGKey(1), n, b)
+    assert idx.shape == mask.shape == (n // b, b)
+    assert idx.dtype == jnp.int32 and mask.dtype == jnp.bool_
+    assert bool(jnp.all(mask))
+    flat = np.asarray(idx).ravel()
+    assert len(set(flat.tolist())) == flat.size  # no repeats
+    assert flat.min() >= 0 and flat.max() < n
+
+
+@pytest.mark.parametrize("n,b", [(10, 3), (12, 4), (5, 8)])
+def test_keep_last_every_sample_exactly_once(n, b):
+    idx, mask = D.shuffle_batches(jax.random.PRNGKey(2), n, b, drop_last=False)
+    steps = -(-n // b)
+    assert idx.shape == (steps, b)
+    real = np.asarray(idx)[np.asarray(mask)]
+    np.testing.assert_array_equal(np.sort(real), np.arange(n))  # each sample exactly once
+    assert int(mask.sum()) == n
+    assert np.all(np.asarray(idx)[~np.asarray(mask)] == 0)  # padding is a valid index
+    assert not bool(jnp.any(mask[:-1] == False))  # only the last batch is padded  # noqa: E712
+
+
+def test_a_new_key_gives_a_new_order_and_the_same_key_the_same():
+    a, _ = D.shuffle_batches(jax.random.PRNGKey(0), 100, 10)
+    b, _ = D.shuffle_batches(jax.random.PRNGKey(0), 100, 10)
+    c, _ = D.shuffle_batches(jax.random.PRNGKey(1), 100, 10)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_shuffle_is_uniform_over_positions():
+    """Over many epochs, sample 0 lands in each of the 4 batches about equally often."""
+    keys = jax.random.split(jax.random.PRNGKey(3), 2000)
+    idx, _ = jax.vmap(lambda k: D.shuffle_batches(k, 8, 2))(keys)
+    batch_of_zero = np.argmax(np.any(np.asarray(idx) == 0, axis=2), axis=1)
+    counts = np.bincount(batch_of_zero, minlength=4)
+    # Binomial(2000, 1/4): sd ~ 19.4; 5 sd bound.
+    assert np.all(np.abs(counts - 500) < 5 * np.sqrt(2000 * 0.25 * 0.75)), counts
+
+
+def test_jit_with_static_sizes_traces_once():
+    traces = []
+
+    def f(key):
+        traces.append(1)
+        return D.shuffle_batches(key, 50, 8, drop_last=False)
+
+    g = jax.jit(f)
+    for i in range(3):
+        g(jax.random.PRNGKey(i))
+    assert len(traces) == 1
+
+
+def test_epoch_batches_keeps_pairs_aligned_and_scans():
+    n, b = 23, 5
+    x = jnp.arange(n, dtype=jnp.float32)[:, None] * jnp.ones((1, 3))
+    y = jnp.arange(n, dtype=jnp.int32)
+    (xb, yb), mask = D.epoch_batches(jax.random.PRNGKey(4), (x, y), b, drop_last=False)
+    assert xb.shape == (5, b, 3) and yb.shape == (5, b) and mask.shape == (5, b)
+    np.testing.assert_array_equal(xb[..., 0], yb.astype(jnp.float32))
+
+    def body(total, batch):
+        (xi, yi), mi = batch
+        return total + jnp.sum(jnp.where(mi, yi, 0)), None
+
+    total, _ = jax.lax.scan(body, 0, ((xb, yb), mask))
+    assert int(total) == sum(range(n))  # every sample counted exactly once
+
+
+def test_epoch_batches_accepts_dicts():
+    data = {"x": jnp.ones((8, 2)), "w": jnp.arange(8.0)}
+    out, mask = D.epoch_batches(jax.random.PRNGKey(0), data, 4)
+    assert out["x"].shape == (2, 4, 2) and out["w"].shape == (2, 4)
+
+
+def test_bad_sizes_raise():
+    with pytest.raises(ValueError, match=r"batch_size must be > 0, got batch_size=0 \(n=10\)"):
+        D.shuffle_batches(jax.random.PRNGKey(0), 10, 0)
+    with pytest.raises(ValueError, match=r"batch_size=11 is larger than the data \(n=10\)"):
+        D.shuffle_batches(jax.random.PRNGKey(0), 10, 11)
+    idx, mask = D.shuffle_batches(jax.random.PRNGKey(0), 10, 11, drop_last=False)  # allowed: one padded batch
+    assert idx.shape == (1, 11) and int(mask.sum()) == 10
+    with pytest.raises(TypeError, match="static Python int"):
+        D.shuffle_batches(jax.random.PRNGKey(0), 10, 2.5)
+    with pytest.raises(ValueError, match="same leading"):
+        D.epoch_batches(jax.random.PRNGKey(0), (jnp.ones(4), jnp.ones(5)), 2)
