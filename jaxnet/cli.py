@@ -1,0 +1,321 @@
+"""The ``jaxnet`` command: ``jaxnet train ...`` and ``jaxnet evaluate CHECKPOINT``.
+
+``jaxnet train`` loads a dataset, holds out a stratified test split (fixed by
+``--split-seed``, so runs with different ``--seed`` share it), standardizes the inputs
+with training statistics, trains an MLP (or an ensemble of them) with ``fit`` and writes
+to ``--out``: ``history.json``, ``learning_curve.png`` and ``checkpoint.npz``. It prints
+the test accuracy. ``jaxnet evaluate`` rebuilds the data and model from the settings
+stored in a checkpoint and prints the test accuracy again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+DATASETS = "digits, circle, xor, spirals or mnist-idx:PATH"
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+LOSS = "softmax_cross_entropy_with_integer_labels"
+
+
+def _hidden(text: str):
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden must be comma-separated ints such as 256,128, got {text!r}")
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _positive(kind):
+    def parse(text):
+        v = kind(text)
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return v
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jaxnet`` command (every flag documented in ``--help``)."""
+    p = argparse.ArgumentParser(prog="jaxnet", description="Train and evaluate jaxnet models from the command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train an MLP and write history, learning curve and checkpoint",
+                       description="Train an MLP classifier; writes history.json, learning_curve.png and "
+                                   "checkpoint.npz to --out and prints the test accuracy.")
+    t.add_argument("--data", default="digits", help=f"dataset: {DATASETS} (default: digits)")
+    t.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer widths, comma-separated (default: 256,128)")
+    t.add_argument("--activation", default="relu", help="hidden activation: relu, tanh, sigmoid, elu, prelu, leaky_relu ... (default: relu)")
+    t.add_argument("--batchnorm", action="store_true", help="add BatchNorm after every hidden Dense layer")
+    t.add_argument("--dropout", type=float, default=0.0, help="dropout rate (probability of dropping) after every hidden activation (default: 0)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer (default: adam)")
+    t.add_argument("--lr", type=_positive(float), default=1e-3, help="(peak) learning rate (default: 1e-3)")
+    t.add_argument("--schedule", default="constant",
+                   help="learning-rate schedule over the whole run: constant, cosine (decay to 0), "
+                        "exponential:RATE (lr * RATE^(epoch)), warmup-cosine:EPOCHS (linear warm-up, then cosine) "
+                        "(default: constant)")
+    t.add_argument("--weight-decay", type=float, default=0.0,
+                   help="weight decay: decoupled for adamw, otherwise added to the gradient as lambda*w (default: 0)")
+    t.add_argument("--epochs", type=_positive(int), default=40, help="training epochs (default: 40)")
+    t.add_argument("--batch-size", type=_positive(int), default=32, help="mini-batch size (default: 32)")
+    t.add_argument("--augment", default="none",
+                   help="image augmentation for image data (digits, mnist): none, or comma-separated "
+                        "rotation:RADIANS, zoom:FACTOR, shear:S, stretch:FACTOR, noise:EPS (default: none)")
+    t.add_argument("--ensemble", type=_positive(int), default=1, help="train K members as one vmapped program and average their probabilities (default: 1)")
+    t.add_argument("--val", type=float, default=0.1, help="fraction of the training part held out for validation, 0 for none (default: 0.1)")
+    t.add_argument("--patience", type=int, default=0, help="early stopping on val_loss after this many epochs without improvement, restoring the best epoch; 0 disables (default: 0)")
+    t.add_argument("--test", type=float, default=0.2, help="fraction held out for testing, stratified (default: 0.2)")
+    t.add_argument("--samples", type=_positive(int), default=2000, help="points to generate for circle and spirals (default: 2000)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the init, shuffles and dropout (default: 0)")
+    t.add_argument("--split-seed", type=int, default=0, help="seed of the test/validation split and generated data (default: 0)")
+    t.add_argument("--out", default="runs/latest", help="output directory (default: runs/latest)")
+    t.add_argument("--no-plot", action="store_true", help="skip learning_curve.png (no matplotlib needed)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    e = sub.add_parser("evaluate", help="print the test accuracy of a checkpoint written by jaxnet train",
+                       description="Rebuild the data split and model recorded in CHECKPOINT and print its test accuracy.")
+    e.add_argument("checkpoint", help="path to checkpoint.npz (or the --out directory holding it)")
+    return p
+
+
+# ---------------------------------------------------------------- data and model
+def load_data(cfg: dict):
+    """``(train, val, test, info)`` as the settings ``cfg`` describe; inputs standardized with training stats."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxnet import data as D
+
+    name, key = cfg["data"], jax.random.PRNGKey(cfg["split_seed"])
+    image_shape, test = None, None
+    if name == "digits":
+        x, y = D.load_digits()
+        image_shape = (8, 8)
+    elif name == "circle":
+        x, y = D.circle(jax.random.fold_in(key, 1), cfg["samples"])
+    elif name == "spirals":
+        x, y = D.spirals(jax.random.fold_in(key, 1), cfg["samples"])
+    elif name == "xor":
+        x, y = D.xor()
+    elif name.startswith("mnist-idx:"):
+        (x, y), test = D.load_mnist(name.split(":", 1)[1], flatten=True)
+        image_shape = (28, 28)
+    else:
+        raise ValueError(f"jaxnet train: --data must be {DATASETS}, got {name!r}")
+    if name == "xor":  # four points: train, validate and test on the same truth table
+        train = val = test = (x, y)
+        val = None
+    elif test is None:
+        (train, val, test) = D.train_val_test_split(key, x, y, val=cfg["val"], test=cfg["test"], stratify=True)
+    else:
+        (train, val, _) = D.train_val_test_split(key, x, y, val=cfg["val"], test=0.0, stratify=True)
+    if val is not None and val[0].shape[0] == 0:
+        val = None
+    stats = D.standardize_fit(train[0])
+    prep = lambda d: (D.standardize(stats, d[0]), d[1]) if d is not None else None  # noqa: E731
+    info = {"image_shape": image_shape, "stats": stats, "classes": int(jnp.max(y)) + 1, "features": x.shape[1:]}
+    return prep(train), prep(val), prep(test), info
+
+
+def build_model(cfg: dict, classes: int):
+    """The MLP the settings describe: hidden widths, activation, BatchNorm, dropout, ``classes`` logits."""
+    from jaxnet.nn import MLP
+
+    kw = {}
+    if cfg["batchnorm"]:
+        kw["batchnorm"] = True
+    if cfg["dropout"]:
+        kw["dropout"] = cfg["dropout"]
+    return MLP(list(cfg["hidden"]) + [classes], cfg["activation"], **kw)
+
+
+def build_optimizer(cfg: dict, steps_per_epoch: int):
+    """The optimizer (with schedule and weight decay) the settings describe."""
+    from jaxnet import optim as O
+
+    total = cfg["epochs"] * steps_per_epoch
+    lr, sched = cfg["lr"], cfg["schedule"]
+    kind, _, arg = sched.partition(":")
+    if kind == "constant":
+        rate = lr
+    elif kind == "cosine":
+        rate = O.cosine_decay(lr, total)
+    elif kind == "exponential":
+        rate = O.exponential_decay(lr, float(arg or 0.95) ** (1.0 / steps_per_epoch))
+    elif kind == "warmup-cosine":
+        warm = int(float(arg or 1) * steps_per_epoch)
+        rate = O.warmup_cosine_decay(lr, warm, total)
+    else:
+        raise ValueError(f"jaxnet train: unknown --schedule {sched!r}; use constant, cosine, exponential:RATE "
+                         "or warmup-cosine:EPOCHS")
+    name, wd = cfg["optimizer"], cfg["weight_decay"]
+    if name == "adamw":
+        return O.adamw(rate, weight_decay=wd)
+    opt = {"sgd": lambda: O.sgd(rate), "momentum": lambda: O.sgd(rate, momentum=0.9),
+           "nesterov": lambda: O.sgd(rate, momentum=0.9, nesterov=True), "adam": lambda: O.adam(rate),
+           "rmsprop": lambda: O.rmsprop(rate), "adagrad": lambda: O.adagrad(rate)}[name]()
+    return O.chain(O.add_decayed_weights(wd), opt) if wd else opt
+
+
+def build_augment(cfg: dict, info: dict):
+    """``augment(key, x)`` on standardized flat inputs, or ``None``: un-standardize, warp the images, re-standardize."""
+    spec = cfg["augment"]
+    if spec in ("none", "", None):
+        return None
+    if info["image_shape"] is None:
+        raise ValueError(f"jaxnet train: --augment needs image data (digits or mnist), got --data {cfg['data']}")
+    from jaxnet import data as D
+
+    kw = {}
+    for part in spec.split(","):
+        k, _, v = part.partition(":")
+        if k not in ("rotation", "zoom", "shear", "stretch", "noise") or not v:
+            raise ValueError(f"jaxnet train: --augment items are rotation:R, zoom:F, shear:S, stretch:F, noise:EPS; got {part!r}")
+        kw[k] = float(v)
+    warp, stats, shape = D.make_augment(**kw), info["stats"], info["image_shape"]
+
+    def augment(key, x):
+        images = D.standardize_inverse(stats, x).reshape((-1,) + shape)
+        return D.standardize(stats, warp(key, images).reshape(x.shape))
+
+    return augment
+
+
+# ---------------------------------------------------------------- commands
+def _settings(args) -> dict:
+    keys = ("data", "hidden", "activation", "batchnorm", "dropout", "optimizer", "lr", "schedule", "weight_decay",
+            "epochs", "batch_size", "augment", "ensemble", "val", "patience", "test", "samples", "seed", "split_seed")
+    return {k: getattr(args, k) for k in keys}
+
+
+def _plot(path, histories, title):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError("jaxnet train: the learning curve needs matplotlib: pip install 'jaxnet[examples]' "
+                          "(or pass --no-plot)") from e
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for i, h in enumerate(histories):
+        tag = f" (member {i})" if len(histories) > 1 else ""
+        for ax, col in zip(axes, ("loss", "accuracy")):
+            ax.plot(h["epoch"], h[col], label=f"train{tag}", alpha=0.8)
+            if f"val_{col}" in h.keys():
+                ax.plot(h["epoch"], h[f"val_{col}"], "--", label=f"validation{tag}", alpha=0.8)
+    for ax, col in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(col)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def train(args) -> dict:
+    """Run ``jaxnet train`` for parsed ``args``; returns ``{"test_accuracy", "out", ...}``."""
+    import jax
+
+    from jaxnet import train as T
+    from jaxnet.nn import losses
+
+    if not args.no_plot:
+        try:
+            import matplotlib  # noqa: F401  (fail before training, not after)
+        except ImportError as e:
+            raise ImportError("jaxnet train: the learning curve needs matplotlib: pip install 'jaxnet[examples]' "
+                              "(or pass --no-plot)") from e
+    cfg = _settings(args)
+    if not 0.0 <= cfg["dropout"] < 1.0:
+        raise ValueError(f"jaxnet train: --dropout must lie in [0, 1), got {cfg['dropout']}")
+    train_d, val_d, test_d, info = load_data(cfg)
+    model = build_model(cfg, info["classes"])
+    batch = min(cfg["batch_size"], train_d[0].shape[0])
+    optimizer = build_optimizer(cfg, train_d[0].shape[0] // batch)
+    augment = build_augment(cfg, info)
+    metrics = {"accuracy": losses.accuracy}
+    stop = T.EarlyStopping(patience=cfg["patience"]) if cfg["patience"] > 0 and val_d is not None else None
+    key = jax.random.PRNGKey(cfg["seed"])
+    common = dict(epochs=cfg["epochs"], batch_size=batch, key=key, validation=val_d, metrics=metrics,
+                  early_stopping=stop, progress=not args.quiet, augment=augment)
+    t0 = time.perf_counter()
+    if cfg["ensemble"] > 1:
+        r = T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common)
+        report = T.ensemble_report((model, r.params, r.state), *test_d)
+        acc, histories = report["ensemble"], r.histories
+    else:
+        r = T.fit(model, LOSS, optimizer, train_d, **common)
+        acc = T.evaluate(model, LOSS, r.params, r.state, test_d, metrics=metrics)["accuracy"]
+        report, histories = None, [r.history]
+    seconds = time.perf_counter() - t0
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "history.json"), "w") as f:
+        json.dump({"settings": cfg, "test_accuracy": acc, "ensemble": report, "seconds": seconds,
+                   "histories": [h.to_dict() for h in histories]}, f, indent=1)
+    ckpt = T.save_checkpoint(os.path.join(args.out, "checkpoint.npz"), params=r.params, state=r.state,
+                             opt_state=r.opt_state, step=r.epoch, key=key, history=histories[0],
+                             config={"cli": cfg, "test_accuracy": acc})
+    if not args.no_plot:
+        _plot(os.path.join(args.out, "learning_curve.png"), histories,
+              f"{cfg['data']}: MLP {cfg['hidden']} {cfg['optimizer']} lr {cfg['lr']}")
+    if report is not None:
+        print(f"members' test accuracy: {', '.join(f'{a:.4f}' for a in report['member_accuracy'])} "
+              f"(mean {report['mean_member']:.4f}); ensemble gain {report['gain']:+.4f}")
+    for h in histories:
+        if h.stop_reason == "nonfinite":
+            print(f"warning: training stopped at a non-finite value, epoch {h.nonfinite['epoch']}, "
+                  f"step {h.nonfinite['step']}", file=sys.stderr)
+    print(f"test accuracy: {acc:.4f}  ({test_d[0].shape[0]} samples, {seconds:.1f} s)  -> {ckpt}")
+    return {"test_accuracy": acc, "out": args.out, "checkpoint": ckpt, "report": report, "seconds": seconds}
+
+
+def evaluate(path: str) -> dict:
+    """Run ``jaxnet evaluate``: rebuild data and model from the checkpoint's settings, print test accuracy."""
+    import jax
+
+    from jaxnet import train as T
+    from jaxnet.nn import losses
+
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoint.npz")
+    meta, _ = T.read_checkpoint(path)
+    cfg = (meta.get("config") or {}).get("cli")
+    if not isinstance(cfg, dict):
+        raise ValueError(f"jaxnet evaluate: {path!r} was not written by `jaxnet train` (no CLI settings in it)")
+    _, _, test_d, info = load_data(cfg)
+    model = build_model(cfg, info["classes"])
+    inits = [model.init(jax.random.PRNGKey(k), (-1,) + tuple(info["features"]))[1:] for k in range(cfg["ensemble"])]
+    if cfg["ensemble"] > 1:
+        like_p, like_s = T.stack([p for p, _ in inits]), T.stack([s for _, s in inits])
+    else:
+        like_p, like_s = inits[0]
+    ck = T.load_checkpoint(path, params=like_p, state=like_s)
+    if cfg["ensemble"] > 1:
+        acc = T.ensemble_report((model, ck.params, ck.state), *test_d)["ensemble"]
+    else:
+        acc = T.evaluate(model, LOSS, ck.params, ck.state, test_d, metrics={"accuracy": losses.accuracy})["accuracy"]
+    print(f"test accuracy: {acc:.4f}  ({test_d[0].shape[0]} samples, {cfg['data']}, epoch {ck.step})")
+    return {"test_accuracy": acc}
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``jaxnet`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            train(args)
+        else:
+            evaluate(args.checkpoint)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
+        print(f"jaxnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
