@@ -1,0 +1,208 @@
+"""MLP training throughput: jaxnet against hand-written JAX and the peer libraries.
+
+Configs (ReLU MLP, softmax cross-entropy on integer labels, Adam, data in memory):
+overhead 64-64-64-10 batch 32, small 784-256-256-10 batch 32, medium 784-1024-1024-10
+batch 256, large 784-2048-2048-10 batch 2048 (784-4096-4096-10 batch 8192 on a GPU).
+
+Each variant runs in its own process, once per round, the order shuffled every round;
+inside a process each config is compiled, warmed up and timed over repeated calls of
+``steps`` optimizer steps (median). Tables give samples/s (median over rounds with the
+range), GFLOP/s counted as ``6 x weights x batch`` per step, that rate as a share of the
+peak matrix-multiply rate measured in the same round (see ``matmul_rate.py``), the share of
+the step's matrix products alone, and the per-round ratio to the hand-written JAX step.
+
+Usage::
+
+    python benchmarks/throughput.py                          # everything installed, 3 rounds
+    python benchmarks/throughput.py --configs overhead,small --variants jaxnet-step,raw-jax-step --rounds 5
+    python benchmarks/throughput.py --smoke                  # seconds: checks that it all runs
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import traceback
+
+import _common as C
+import matmul_rate
+
+MIN_TIME = {"cpu": {"overhead": 0.4, "small": 0.4, "medium": 0.6, "large": 1.0},
+            "gpu": {"overhead": 0.3, "small": 0.3, "medium": 0.3, "large": 0.5}}
+REF = "raw-jax-step"
+SMOKE_VARIANTS = "jaxnet-step,jaxnet-scan,raw-jax-step,raw-jax-scan"
+
+
+def worker(argv) -> None:
+    variant, configs, profile, dtype, smoke = argv
+    smoke = smoke == "1"
+    import _variants as V
+
+    build = V.VARIANTS[variant]
+    if variant not in V.TORCH_VARIANTS:
+        C.jax_setup(dtype)
+    out = {"variant": variant, "configs": {}}
+    for name in configs.split(","):
+        cfg = C.get_config(name, profile)
+        steps = C.steps_for(cfg, profile)
+        x, y = C.make_data(cfg, steps)
+        try:
+            run = build(cfg, steps, dtype, x, y)
+            first, times = C.time_calls(run, min_time=0.01 if smoke else MIN_TIME[profile][cfg.name],
+                                        min_repeats=1 if smoke else 3)
+        except V.Unavailable as e:
+            return C.emit({"unavailable": str(e)})
+        except Exception as e:  # noqa: BLE001 - one failing config must not hide the others
+            traceback.print_exc()
+            out["configs"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            continue
+        per_call = statistics.median(times)
+        out["configs"][name] = {
+            "samples_per_s": steps * cfg.batch / per_call,
+            "step_ms": 1e3 * per_call / steps,
+            "gflops": steps * cfg.batch * cfg.flops_per_sample / per_call / 1e9,
+            "first_call_s": first,
+            "repeats": len(times),
+        }
+    C.emit(out)
+
+
+def _value(results, job, config, key, rnd):
+    for r in C.ok_rounds(results.get(job, [])):
+        if r["round"] == rnd:
+            v = r["configs"].get(config, {})
+            return v.get(key)
+    return None
+
+
+def _per_round(results, job, config, key, rounds):
+    return {i: _value(results, job, config, key, i) for i in range(rounds)}
+
+
+def _ratio(a: dict, b: dict) -> dict | None:
+    return C.summary([a[i] / b[i] for i in a if a[i] is not None and b.get(i)])
+
+
+def tables(results: dict, configs, variants, profile: str, rounds: int) -> tuple[str, dict]:
+    """The per-config Markdown tables and a dict of the target ratios."""
+    peak = matmul_rate.peak_per_round(results)
+    gemm = {}
+    for job in ("matmul-jax", "matmul-torch"):
+        for r in C.ok_rounds(results.get(job, [])):
+            for c, v in r["gemm_samples_per_s"].items():
+                gemm.setdefault(c, {})[r["round"]] = max(gemm.get(c, {}).get(r["round"], 0.0), v)
+    parts, targets = [], {}
+    head = ["variant", "samples/s", "ms/step", "GFLOP/s", "% of peak matmul", "% of GEMMs alone",
+            f"× {REF} (per round)", "first call s"]
+    for c in configs:
+        cfg = C.get_config(c, profile)
+        ref = _per_round(results, REF, c, "samples_per_s", rounds)
+        rows = []
+        for v in variants:
+            runs = results.get(v, [])
+            if runs and not C.ok_rounds(runs):
+                rows.append([v, runs[0].get("unavailable") or runs[0].get("error")] + [""] * (len(head) - 2))
+                continue
+            sps = _per_round(results, v, c, "samples_per_s", rounds)
+            if all(s is None for s in sps.values()):
+                err = next((r["configs"][c].get("error") for r in C.ok_rounds(runs) if c in r["configs"]), "no result")
+                rows.append([v, err] + [""] * (len(head) - 2))
+                continue
+            gfl = _per_round(results, v, c, "gflops", rounds)
+            pct = C.summary([100 * gfl[i] / peak[i] for i in gfl if gfl[i] is not None and peak.get(i)])
+            pgemm = C.summary([100 * sps[i] / gemm[c][i] for i in sps if sps[i] is not None and gemm.get(c, {}).get(i)])
+            ratio = _ratio(sps, ref)
+            targets[(v, c)] = {"ratio_vs_ref": ratio, "pct_peak": pct}
+            rows.append([v, C.fmt(C.summary(sps.values()), ".4g"),
+                         C.fmt(C.summary(_per_round(results, v, c, "step_ms", rounds).values()), ".3g", False),
+                         C.fmt(C.summary(gfl.values()), ".3g", False), C.fmt(pct, ".0f"), C.fmt(pgemm, ".0f"),
+                         C.fmt(ratio, ".2f"),
+                         C.fmt(C.summary(_per_round(results, v, c, "first_call_s", rounds).values()), ".2g", False)])
+        parts.append(f"#### {cfg.label()}\n\n" + C.markdown_table(head, rows))
+    return "\n\n".join(parts), targets
+
+
+def target_table(targets: dict, results: dict, configs, rounds: int) -> str:
+    """The issue's throughput targets, each with its measured value."""
+    rows = []
+
+    def add(what, goal, s, ok):
+        rows.append([what, goal, C.fmt(s, ".2f") if s else "not measured", ("met" if ok(s["median"]) else "missed")
+                     if s else "—"])
+
+    for c in configs:
+        add(f"jaxnet-step / raw-jax-step, {c}", "≥ 0.97", targets.get(("jaxnet-step", c), {}).get("ratio_vs_ref"),
+            lambda m: m >= 0.97)
+    for c, goal in (("overhead", 2.0), ("small", 1.3)):
+        if c in configs:
+            add(f"jaxnet-scan / raw-jax-step, {c}", f"≥ {goal}",
+                targets.get(("jaxnet-scan", c), {}).get("ratio_vs_ref"), lambda m, g=goal: m >= g)
+    for c in ("medium", "large"):
+        if c in configs:
+            for v in ("jaxnet-step", "jaxnet-scan"):
+                add(f"{v} % of peak matmul, {c}", "≥ 95", targets.get((v, c), {}).get("pct_peak"), lambda m: m >= 95)
+    if "large" in configs:
+        for v in ("jaxnet-step", "jaxnet-scan"):
+            s = _ratio(_per_round(results, v, "large", "samples_per_s", rounds),
+                       _per_round(results, "torch-compile", "large", "samples_per_s", rounds))
+            add(f"{v} / torch-compile, large", "≥ 1.0", s, lambda m: m >= 1.0)
+    return C.markdown_table(["target", "goal", "measured (median [range] over rounds)", "verdict"], rows)
+
+
+def main() -> None:
+    import _variants as V
+
+    p = C.driver_parser(__doc__.splitlines()[0])
+    p.add_argument("--configs", default="overhead,small,medium,large", help="comma-separated config names")
+    p.add_argument("--variants", default=",".join(V.VARIANTS), help=f"comma-separated, from {list(V.VARIANTS)}")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--split-configs", action="store_true",
+                   help="one process per (variant, config) instead of one per variant (slower, more isolated)")
+    p.add_argument("--no-matmul", action="store_true", help="skip the matrix-multiply rate jobs")
+    args, rest = p.parse_known_args()
+    if args.worker:
+        return worker(rest)
+    if rest:
+        p.error(f"unrecognized arguments: {rest}")
+    profile = args.profile or C.detect_profile()
+    configs = ["smoke"] if args.smoke else [c.strip() for c in args.configs.split(",") if c.strip()]
+    for c in configs:
+        C.get_config(c, profile)
+    variants = [v.strip() for v in (SMOKE_VARIANTS if args.smoke and "--variants" not in sys.argv
+                                     else args.variants).split(",") if v.strip()]
+    unknown = [v for v in variants if v not in V.VARIANTS]
+    if unknown:
+        p.error(f"unknown variants {unknown}; choose from {list(V.VARIANTS)}")
+    if args.dtype == "bfloat16" and profile == "cpu":
+        print("note: bfloat16 on a CPU measures emulation, not a fast path")
+    rounds = 1 if args.smoke else args.rounds
+    smoke = "1" if args.smoke else "0"
+    jobs = {}
+    for v in variants:
+        groups = [[c] for c in configs] if args.split_configs else [configs]
+        for g in groups:
+            name = v if len(groups) == 1 else f"{v}@{g[0]}"
+            jobs[name] = ("throughput.py", [v, ",".join(g), profile, args.dtype, smoke])
+    if not args.no_matmul:
+        jobs.update(matmul_rate.jobs_for(args.dtype, profile, configs, args.smoke))
+    print(f"throughput: {len(jobs)} jobs x {rounds} rounds ({profile}, {args.dtype})", flush=True)
+    results = C.run_rounds(jobs, rounds, seed=args.seed)
+    if args.split_configs:  # fold "variant@config" jobs back into one record per variant and round
+        merged = {}
+        for name, runs in results.items():
+            base = name.split("@")[0]
+            for r in runs:
+                slot = next((m for m in merged.setdefault(base, []) if m["round"] == r["round"]), None)
+                if slot is None or "configs" not in slot:
+                    merged[base] = [m for m in merged[base] if m is not slot] + [r]
+                elif "configs" in r:
+                    slot["configs"].update(r["configs"])
+        results = merged
+    body, targets = tables(results, configs, variants, profile, rounds)
+    md = (C.header(f"Training throughput ({args.dtype}, {profile})", sys.argv) + "\n" + body + "\n\n"
+          + "#### Matrix-multiply rate measured in the same rounds\n\n" + matmul_rate.table(results, profile, configs)
+          + "\n\n#### Targets\n\n" + target_table(targets, results, configs, rounds))
+    C.write_outputs(args, results, md)
+
+
+if __name__ == "__main__":
+    main()
