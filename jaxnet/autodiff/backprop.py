@@ -180,14 +180,16 @@ def _dropout_forward(layer, params, state, x, key, train):
     rate, mode = layer.config["rate"], layer.config["mode"]
     if train:
         if rate == 0:
-            scale = jnp.ones_like(x)
+            scale = jnp.ones_like(y)
+        elif rate == 1:
+            scale = jnp.zeros_like(y)
         else:
-            from jaxnet.nn.dropout import dropout_mask
+            from jaxnet.nn.dropout import dropout_mask  # the mask Dropout.apply drew with this same key
 
-            mask = dropout_mask(key, rate, x.shape).astype(x.dtype)
-            scale = mask / (1.0 - rate) if mode == "inverted" else mask
+            mask = dropout_mask(key, rate, x.shape).astype(y.dtype)
+            scale = mask * jnp.asarray(1.0 / (1.0 - rate), y.dtype) if mode == "inverted" else mask
     else:
-        scale = jnp.ones_like(x) if mode == "inverted" else jnp.full_like(x, 1.0 - rate)
+        scale = jnp.ones_like(y) if mode == "inverted" else jnp.full_like(y, 1.0 - rate)
     return y, new_state, scale
 
 

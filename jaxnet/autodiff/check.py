@@ -6,7 +6,10 @@ error, measured against the scale of that parameter's gradient::
     relative_error(a, b) = max_i |a_i - b_i| / max(max_i |a_i|, max_i |b_i|)
 
 (0 when both are zero). Relative to the whole array rather than entry by entry, so that an
-entry whose gradient is nearly zero does not turn round-off into a large "relative" error.
+entry whose gradient is nearly zero does not turn round-off into a large "relative" error; and
+never relative to less than ``sqrt(machine epsilon)`` times the largest gradient entry of the
+whole model, so that a parameter whose gradient is zero in exact arithmetic (the bias of a
+``Dense`` followed by ``BatchNorm``) is judged by its round-off against the model's scale.
 Run it in float64 (``jax.config.update("jax_enable_x64", True)`` and float64 params) for
 tight tolerances; float32 works with looser defaults.
 """
@@ -41,11 +44,15 @@ class GradientMismatchError(ValueError):
     """Two ways of computing a gradient disagree beyond the tolerance; the message names the path."""
 
 
-def relative_error(a, b) -> float:
-    """``max |a - b| / max(max |a|, max |b|)``, 0 when both are zero (float64 NumPy)."""
+def relative_error(a, b, floor: float = 0.0) -> float:
+    """``max |a - b| / max(max |a|, max |b|, floor)``, 0 when ``a == b`` (computed in float64 NumPy).
+
+    ``floor`` keeps a gradient that is zero in exact arithmetic (a bias feeding a BatchNorm)
+    from turning round-off on both sides into a large relative error.
+    """
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
-    scale = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
+    scale = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0), floor)
     diff = np.max(np.abs(a - b), initial=0.0)
     return 0.0 if diff == 0 else float(diff / scale)
 
@@ -114,15 +121,18 @@ def check_grads(model: Layer, params, state, x, y, loss, *, where=None, penaltie
     paths = [_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     fd_key = jax.random.PRNGKey(0) if fd_key is None else fd_key
 
+    dtype = jnp.result_type(*[jnp.asarray(r).dtype for r in ref_leaves]) if ref_leaves else jnp.float32
+    largest = max([float(np.max(np.abs(np.asarray(r, np.float64)), initial=0.0)) for r in ref_leaves] + [0.0])
+    floor = float(np.sqrt(jnp.finfo(dtype).eps)) * largest
     report = {}
     for j, (path, leaf, ref, hw) in enumerate(zip(paths, leaves, ref_leaves, hw_leaves)):
-        hw_err = relative_error(hw, ref)
+        hw_err = relative_error(hw, ref, floor)
         fd_err = float("nan")
         if fd_entries != 0 and jnp.size(leaf) > 0:
             idx = _choose(jax.random.fold_in(fd_key, j), jnp.size(leaf), fd_entries)
             fd = _central_differences(objective, leaves, treedef, j, idx, eps)
             ref_at = np.asarray(ref, np.float64).reshape(-1)[idx]
-            scale = max(np.max(np.abs(np.asarray(ref, np.float64))), np.max(np.abs(fd)))
+            scale = max(np.max(np.abs(np.asarray(ref, np.float64))), np.max(np.abs(fd)), floor)
             diff = np.max(np.abs(fd - ref_at))
             fd_err = 0.0 if diff == 0 else float(diff / scale)
         report[path] = GradError(hw_err, fd_err)
