@@ -64,34 +64,31 @@ def main(out_dir: str = "out") -> list[str]:
     s = D.standardize_fit(x_tr)
     p = D.pca_fit(x_tr)
     f = lambda fn, stats: (np.asarray(fn(stats, x_tr)), np.asarray(fn(stats, x_te)))  # noqa: E731
+    raw = (np.asarray(x_tr), np.asarray(x_te))
+    figures = [
+        ("normalization_4_11.png", "Figure 4.11: zero mean, then unit variance per feature (iris)", 4.0,
+         [(raw, "raw (cm)", (-1.0, 8.0)), (f(D.center, s), "centred: x - mu", 4.5),
+          (f(D.standardize, s), "standardized: (x - mu) / sigma", 3.2)]),
+        ("normalization_4_12.png", "Figure 4.12: a diagonal covariance (decorrelation), then the identity "
+         "(whitening)", 3.7,
+         [(f(D.center, s), "centred", 4.5), (f(D.pca_decorrelate, p), "PCA-decorrelated: (x - mu) U", 4.5),
+          (f(D.pca_whiten, p), "PCA-whitened", 3.2), (f(D.zca_whiten, p), "ZCA-whitened", 3.2)]),
+    ]
     paths = []
-
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 4.0), dpi=80)
-    _panel(axes[0], np.asarray(x_tr), np.asarray(x_te), "raw (cm)", (-1.0, 8.0))
-    axes[0].set_xlabel(names[0], fontsize=8)
-    axes[0].set_ylabel(names[1], fontsize=8)
-    _panel(axes[1], *f(D.center, s), "centred: x - mu", 4.5)
-    _panel(axes[2], *f(D.standardize, s), "standardized: (x - mu) / sigma", 3.2)
-    axes[0].legend(loc="lower right", fontsize=7)
-    fig.suptitle("Figure 4.11: zero mean, then unit variance per feature (iris)", fontsize=11)
-    fig.tight_layout()
-    paths.append(os.path.join(out_dir, "normalization_4_11.png"))
-    fig.savefig(paths[-1])
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.7), dpi=80)
-    _panel(axes[0], *f(D.center, s), "centred", 4.5)
-    _panel(axes[1], *f(D.pca_decorrelate, p), "PCA-decorrelated: (x - mu) U", 4.5)
-    _panel(axes[2], *f(D.pca_whiten, p), "PCA-whitened", 3.2)
-    _panel(axes[3], *f(D.zca_whiten, p), "ZCA-whitened", 3.2)
-    axes[0].legend(loc="lower right", fontsize=7)
-    fig.suptitle("Figure 4.12: a diagonal covariance (decorrelation), then the identity (whitening)", fontsize=11)
-    fig.tight_layout()
-    paths.append(os.path.join(out_dir, "normalization_4_12.png"))
-    fig.savefig(paths[-1])
-    plt.close(fig)
+    for name, title, height, panels in figures:
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height), dpi=80)
+        for ax, (data, panel_title, lim) in zip(axes, panels):
+            _panel(ax, *data, panel_title, lim)
+        if panels[0][0] is raw:
+            axes[0].set_xlabel(names[0], fontsize=8)
+            axes[0].set_ylabel(names[1], fontsize=8)
+        axes[0].legend(loc="lower right", fontsize=7)
+        fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        paths.append(os.path.join(out_dir, name))
+        fig.savefig(paths[-1])
+        plt.close(fig)
     return paths
-
 
 if __name__ == "__main__":
     for path in main(sys.argv[1] if len(sys.argv) > 1 else "out"):
