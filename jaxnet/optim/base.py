@@ -61,6 +61,13 @@ def chain(*transforms: Optimizer) -> Optimizer:
     return Optimizer(init, update)
 
 
+def tree_map_n(fn, n: int, tree, *rest):
+    """Map ``fn`` returning an ``n``-tuple over leaves; return ``n`` trees shaped like ``tree``."""
+    treedef = jax.tree_util.tree_structure(tree)
+    outs = [fn(*xs) for xs in zip(treedef.flatten_up_to(tree), *(treedef.flatten_up_to(r) for r in rest))]
+    return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
+
+
 def as_hyperparameter(name: str, value, *, dtype=jnp.float32):
     """Validate a scalar hyperparameter and turn it into an array (so it is traced, not baked in)."""
     arr = jnp.asarray(value, dtype=dtype)

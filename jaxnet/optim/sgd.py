@@ -1,42 +1,97 @@
-"""Stochastic gradient descent (the walking skeleton; momentum and Nesterov come with the optimizer issue)."""
+"""Stochastic gradient descent with momentum and Nesterov momentum, following ``torch.optim.SGD``.
+
+With ``lr`` the learning rate at this step, ``mu`` the momentum and ``d`` the dampening::
+
+    b <- g                      at the first step
+    b <- mu b + (1 - d) g       afterwards
+    w <- w - lr (g + mu b)      (nesterov)   or   w <- w - lr b   (otherwise)
+
+The chapter's velocity form ``m <- mu m - lr g; w <- w + m`` is the same algorithm with
+``m = -lr b`` while the learning rate is constant; its Nesterov form (gradient taken at
+``w + mu m``) produces PyTorch's iterates shifted by ``mu m``: PyTorch's ``w`` is the
+chapter's look-ahead point ``w + mu m``. ``tests/test_optim_sgd.py`` checks both statements.
+"""
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxnet.optim.base import tree_map_n
+from jaxnet.optim.hyperparams import cast, check_hyperparameter, current, init_value
 from jaxnet.types import Optimizer
 
 
 class SgdState(NamedTuple):
-    """State of plain SGD: the step count and the learning rate as an array."""
+    """State of :func:`sgd`.
+
+    Attributes:
+      count: number of updates taken (int32).
+      learning_rate: scalar array, or ``None`` when the learning rate is a schedule.
+      momentum, dampening: scalar arrays, or ``None`` for plain SGD (built with ``momentum=0``).
+      trace: the momentum buffer ``b`` (a pytree like the params), or ``None`` for plain SGD.
+    """
 
     count: jax.Array
-    learning_rate: jax.Array
+    learning_rate: Any
+    momentum: Any = None
+    dampening: Any = None
+    trace: Any = None
 
 
-def sgd(learning_rate: float = 0.01) -> Optimizer:
-    """Plain gradient descent: ``w <- w - lr * g``.
+def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False) -> Optimizer:
+    """SGD with optional (Nesterov) momentum, PyTorch's update rule and defaults.
 
-    The learning rate lives in the optimizer state as an array, so changing it
-    between calls of a compiled step does not recompile.
+    Args:
+      learning_rate: a float >= 0 or a schedule ``step -> value``.
+      momentum: ``mu >= 0``; 0 builds plain SGD with no momentum buffer (as PyTorch does).
+      dampening: ``d`` in [0, 1]: the new gradient enters the buffer with weight ``1 - d``.
+      nesterov: use PyTorch's Nesterov form ``w <- w - lr (g + mu b)``; needs ``momentum > 0``
+        and ``dampening == 0``.
+
+    Returns:
+      An :class:`~jaxnet.types.Optimizer` whose state is an :class:`SgdState`.
 
     Raises:
-      ValueError: if ``learning_rate`` is negative or not finite.
+      ValueError: for a negative or non-finite learning rate or momentum, a dampening outside
+        [0, 1], or ``nesterov=True`` without momentum or with dampening.
     """
-    lr = float(learning_rate)
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"sgd: learning_rate must be a finite number >= 0, got {learning_rate!r}")
+    lr = check_hyperparameter("sgd", "learning_rate", learning_rate, allow_schedule=True)
+    mu = check_hyperparameter("sgd", "momentum", momentum)
+    damp = check_hyperparameter("sgd", "dampening", dampening, high=1.0, high_open=False)
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"sgd: nesterov must be a bool, got {nesterov!r}")
+    if nesterov and (isinstance(mu, float) and mu <= 0):
+        raise ValueError(f"sgd: nesterov=True needs momentum > 0, got momentum={momentum!r}")
+    if nesterov and (not isinstance(damp, float) or damp != 0):
+        raise ValueError(f"sgd: nesterov=True needs dampening=0, got dampening={dampening!r}")
+    # momentum given as 0 means no buffer at all; a traced momentum (vmap) keeps one.
+    plain = isinstance(mu, float) and mu == 0.0
 
     def init(params):
-        del params
-        return SgdState(count=jnp.zeros([], jnp.int32), learning_rate=jnp.asarray(lr, jnp.float32))
+        count = jnp.zeros([], jnp.int32)
+        if plain:
+            return SgdState(count, init_value(lr))
+        trace = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return SgdState(count, init_value(lr), init_value(mu), init_value(damp), trace)
 
     def update(grads, state, params=None):
         del params
-        updates = jax.tree_util.tree_map(lambda g: (-state.learning_rate * g).astype(g.dtype), grads)
-        return updates, SgdState(state.count + 1, state.learning_rate)
+        rate = current(state.learning_rate, lr, state.count)
+        if plain:
+            updates = jax.tree_util.tree_map(lambda g: -cast(rate, g.dtype) * g, grads)
+            return updates, state._replace(count=state.count + 1)
+        # PyTorch starts the buffer at g itself (no dampening on the first step); b is 0 then.
+        new_weight = jnp.where(state.count == 0, 1.0, 1.0 - state.dampening)
+
+        def leaf(g, b):
+            m, w_new = cast(state.momentum, g.dtype), cast(new_weight, g.dtype)
+            b = m * b + w_new * g
+            step = g + m * b if nesterov else b
+            return -cast(rate, g.dtype) * step, b
+
+        updates, trace = tree_map_n(leaf, 2, grads, state.trace)
+        return updates, state._replace(count=state.count + 1, trace=trace)
 
     return Optimizer(init, update)

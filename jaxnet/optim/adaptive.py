@@ -1,0 +1,222 @@
+"""Adaptive learning rates: Adagrad, RMSprop, Adam and AdamW, following ``torch.optim`` exactly.
+
+``t`` is the step number (1 at the first update), ``g`` the gradient and ``lr`` the learning
+rate at this step (a schedule is evaluated at ``t - 1``, the state's ``count``). Every rule
+puts ``eps`` outside the square root, as PyTorch does; ``eps_in_sqrt`` (RMSprop) and
+``eps_root`` (Adam) give the chapter's form with epsilon inside it.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxnet.optim.base import tree_map_n
+from jaxnet.optim.hyperparams import cast, check_hyperparameter, current, init_value
+from jaxnet.types import Optimizer
+
+
+def _zeros(params):
+    return jax.tree_util.tree_map(jnp.zeros_like, params)
+
+
+class AdagradState(NamedTuple):
+    """State of :func:`adagrad`: ``sum`` is the running sum of squared gradients."""
+
+    count: jax.Array
+    sum: Any
+    learning_rate: Any
+    lr_decay: jax.Array
+    eps: jax.Array
+
+
+def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10) -> Optimizer:
+    """Adagrad as ``torch.optim.Adagrad``: ``s <- s + g^2``, ``w <- w - lr/(1 + (t-1) lr_decay) g/(sqrt(s) + eps)``.
+
+    The chapter writes ``lr / sqrt(s + eps)``; with PyTorch's tiny default ``eps`` the two
+    differ only where ``s`` is about ``eps``.
+
+    Raises:
+      ValueError: for a negative or non-finite ``learning_rate``, ``lr_decay``,
+        ``initial_accumulator_value`` or ``eps``.
+    """
+    lr = check_hyperparameter("adagrad", "learning_rate", learning_rate, allow_schedule=True)
+    decay = check_hyperparameter("adagrad", "lr_decay", lr_decay)
+    acc0 = check_hyperparameter("adagrad", "initial_accumulator_value", initial_accumulator_value)
+    eps_ = check_hyperparameter("adagrad", "eps", eps)
+
+    def init(params):
+        s = jax.tree_util.tree_map(lambda p: jnp.full_like(p, acc0), params)
+        return AdagradState(jnp.zeros([], jnp.int32), s, init_value(lr), init_value(decay), init_value(eps_))
+
+    def update(grads, state, params=None):
+        del params
+        rate = current(state.learning_rate, lr, state.count) / (1.0 + state.count * state.lr_decay)
+
+        def leaf(g, s):
+            s = s + g * g
+            return -cast(rate, g.dtype) * g / (jnp.sqrt(s) + cast(state.eps, g.dtype)), s
+
+        updates, s = tree_map_n(leaf, 2, grads, state.sum)
+        return updates, state._replace(count=state.count + 1, sum=s)
+
+    return Optimizer(init, update)
+
+
+class RmspropState(NamedTuple):
+    """State of :func:`rmsprop`: ``nu`` averages ``g^2``; ``mu`` averages ``g`` (centered only);
+    ``trace`` is the momentum buffer (only with momentum)."""
+
+    count: jax.Array
+    nu: Any
+    mu: Any
+    trace: Any
+    learning_rate: Any
+    alpha: jax.Array
+    eps: jax.Array
+    momentum: Any
+
+
+def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
+            eps_in_sqrt=False) -> Optimizer:
+    """RMSprop as ``torch.optim.RMSprop``.
+
+    ``nu <- alpha nu + (1 - alpha) g^2``; the denominator is ``d = sqrt(nu) + eps``
+    (``sqrt(nu - mu^2) + eps`` when centered, with ``mu <- alpha mu + (1 - alpha) g``);
+    then ``w <- w - lr g/d``, or with momentum ``b <- momentum b + g/d; w <- w - lr b``.
+    ``eps_in_sqrt=True`` uses ``d = sqrt(nu + eps)``, the chapter's ``lr / sqrt(alpha_i + eps_0)``.
+
+    Raises:
+      ValueError: for a negative or non-finite ``learning_rate``, ``eps`` or ``momentum``, or
+        ``alpha`` outside [0, 1).
+    """
+    lr = check_hyperparameter("rmsprop", "learning_rate", learning_rate, allow_schedule=True)
+    alpha_ = check_hyperparameter("rmsprop", "alpha", alpha, high=1.0)
+    eps_ = check_hyperparameter("rmsprop", "eps", eps)
+    mom = check_hyperparameter("rmsprop", "momentum", momentum)
+    for flag, value in (("centered", centered), ("eps_in_sqrt", eps_in_sqrt)):
+        if not isinstance(value, bool):
+            raise TypeError(f"rmsprop: {flag} must be a bool, got {value!r}")
+    use_momentum = not (isinstance(mom, float) and mom == 0.0)
+
+    def init(params):
+        return RmspropState(
+            jnp.zeros([], jnp.int32), _zeros(params), _zeros(params) if centered else None,
+            _zeros(params) if use_momentum else None, init_value(lr), init_value(alpha_), init_value(eps_),
+            init_value(mom) if use_momentum else None)
+
+    def update(grads, state, params=None):
+        del params
+        rate = current(state.learning_rate, lr, state.count)
+
+        def leaf(g, nu, mu, b):
+            a, e = cast(state.alpha, g.dtype), cast(state.eps, g.dtype)
+            nu = a * nu + (1 - a) * g * g
+            var = nu
+            if centered:
+                mu = a * mu + (1 - a) * g
+                var = nu - mu * mu
+            d = jnp.sqrt(var + e) if eps_in_sqrt else jnp.sqrt(var) + e
+            step = g / d
+            if use_momentum:
+                b = cast(state.momentum, g.dtype) * b + step
+                step = b
+            return -cast(rate, g.dtype) * step, nu, mu, b
+
+        none = jax.tree_util.tree_map(lambda _: None, grads)
+        updates, nu, mu, b = tree_map_n(leaf, 4, grads, state.nu, state.mu if centered else none,
+                                        state.trace if use_momentum else none)
+        return updates, state._replace(count=state.count + 1, nu=nu, mu=mu if centered else None,
+                                       trace=b if use_momentum else None)
+
+    return Optimizer(init, update)
+
+
+class AdamState(NamedTuple):
+    """State of :func:`adam` and :func:`adamw`: first moment ``mu``, second moment ``nu``,
+    their running maximum ``nu_max`` (AMSGrad only), and the hyperparameters."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+    nu_max: Any
+    learning_rate: Any
+    b1: jax.Array
+    b2: jax.Array
+    eps: jax.Array
+    eps_root: jax.Array
+    weight_decay: Any
+
+
+def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
+    lr = check_hyperparameter(owner, "learning_rate", learning_rate, allow_schedule=True)
+    b1_ = check_hyperparameter(owner, "b1", b1, high=1.0)
+    b2_ = check_hyperparameter(owner, "b2", b2, high=1.0)
+    eps_ = check_hyperparameter(owner, "eps", eps)
+    root = check_hyperparameter(owner, "eps_root", eps_root)
+    if not isinstance(amsgrad, bool):
+        raise TypeError(f"{owner}: amsgrad must be a bool, got {amsgrad!r}")
+    wd = None if weight_decay is None else check_hyperparameter(owner, "weight_decay", weight_decay)
+
+    def init(params):
+        return AdamState(jnp.zeros([], jnp.int32), _zeros(params), _zeros(params),
+                         _zeros(params) if amsgrad else None, init_value(lr), init_value(b1_), init_value(b2_),
+                         init_value(eps_), init_value(root), None if wd is None else init_value(wd))
+
+    def update(grads, state, params=None):
+        if wd is not None and params is None:
+            raise ValueError(f"{owner}: update needs params for the decoupled weight decay, got params=None")
+        rate = current(state.learning_rate, lr, state.count)
+        t = (state.count + 1).astype(state.b1.dtype)
+        step_size = rate / (1 - state.b1 ** t)  # lr / (1 - b1^t)
+        inv_bc2 = 1 / (1 - state.b2 ** t)  # nu_hat = nu / (1 - b2^t)
+        none = jax.tree_util.tree_map(lambda _: None, grads)
+
+        def leaf(g, m, v, vmax, p):
+            c1, c2 = cast(state.b1, g.dtype), cast(state.b2, g.dtype)
+            m = c1 * m + (1 - c1) * g
+            v = c2 * v + (1 - c2) * g * g
+            if amsgrad:
+                vmax = jnp.maximum(vmax, v)
+            vhat = (vmax if amsgrad else v) * cast(inv_bc2, g.dtype)
+            u = -cast(step_size, g.dtype) * m / (jnp.sqrt(vhat + cast(state.eps_root, g.dtype))
+                                                 + cast(state.eps, g.dtype))
+            if wd is not None:  # decoupled: p <- p (1 - lr wd), then the Adam step
+                u = u - cast(rate * state.weight_decay, g.dtype) * p
+            return u, m, v, vmax
+
+        updates, mu, nu, vmax = tree_map_n(leaf, 4, grads, state.mu, state.nu,
+                                           state.nu_max if amsgrad else none,
+                                           params if wd is not None else none)
+        return updates, state._replace(count=state.count + 1, mu=mu, nu=nu, nu_max=vmax if amsgrad else None)
+
+    return Optimizer(init, update)
+
+
+def adam(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False) -> Optimizer:
+    """Adam as ``torch.optim.Adam``.
+
+    ``mu <- b1 mu + (1 - b1) g``, ``nu <- b2 nu + (1 - b2) g^2`` (``b1``: first moment,
+    ``b2``: second moment), ``w <- w - lr/(1 - b1^t) mu / (sqrt(nu/(1 - b2^t) + eps_root) + eps)``.
+    With ``amsgrad`` the running maximum of ``nu`` replaces ``nu``. The chapter's form, with
+    epsilon inside the root, is ``adam(lr, eps=0, eps_root=eps0)`` (its beta_1 is our ``b2``).
+
+    Raises:
+      ValueError: for a negative or non-finite ``learning_rate``, ``eps`` or ``eps_root``, or
+        ``b1``/``b2`` outside [0, 1).
+    """
+    return _adam("adam", learning_rate, b1, b2, eps, eps_root, amsgrad, None)
+
+
+def adamw(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False,
+          weight_decay=1e-2) -> Optimizer:
+    """AdamW as ``torch.optim.AdamW``: ``w <- w (1 - lr weight_decay)``, then the :func:`adam` step.
+
+    The decay is decoupled from the gradient (it does not pass through the moments); the
+    update needs ``params``.
+
+    Raises:
+      ValueError: as :func:`adam`, and for a negative or non-finite ``weight_decay``.
+    """
+    return _adam("adamw", learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay)
