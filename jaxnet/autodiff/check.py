@@ -111,16 +111,23 @@ def check_grads(model: Layer, params, state, x, y, loss, *, where=None, penaltie
         total = loss_fn(out, y, where)
         return total + P.penalties_value(p, specs) if specs else total
 
-    reference = jax.grad(objective)(params)
-    _, handwritten = backprop(model, params, state, x, y, loss, where=where, penalties=penalties,
-                              key=key, train=train)
-
     leaves, treedef = jax.tree_util.tree_flatten(params)
-    ref_leaves = jax.tree_util.tree_leaves(reference)
-    hw_leaves = jax.tree_util.tree_leaves(handwritten)
     paths = [_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     fd_key = jax.random.PRNGKey(0) if fd_key is None else fd_key
+    chosen = [_choose(fd_key, j, int(np.size(leaf)), fd_entries)
+              if fd_entries != 0 and np.size(leaf) > 0 else None for j, leaf in enumerate(leaves)]
 
+    def everything(p):
+        # One compiled program for all three, so a check costs one compilation.
+        _, hw = backprop(model, p, state, x, y, loss, where=where, penalties=penalties, key=key, train=train)
+        flat = jax.tree_util.tree_leaves(p)
+        fds = [None if idx is None else _central_differences(objective, flat, treedef, j, idx, eps)
+               for j, idx in enumerate(chosen)]
+        return jax.grad(objective)(p), hw, fds
+
+    reference, handwritten, fds = jax.jit(everything)(params)
+    ref_leaves = jax.tree_util.tree_leaves(reference)
+    hw_leaves = jax.tree_util.tree_leaves(handwritten)
     dtype = jnp.result_type(*[jnp.asarray(r).dtype for r in ref_leaves]) if ref_leaves else jnp.float32
     largest = max([float(np.max(np.abs(np.asarray(r, np.float64)), initial=0.0)) for r in ref_leaves] + [0.0])
     floor = float(np.sqrt(jnp.finfo(dtype).eps)) * largest
@@ -128,10 +135,9 @@ def check_grads(model: Layer, params, state, x, y, loss, *, where=None, penaltie
     for j, (path, leaf, ref, hw) in enumerate(zip(paths, leaves, ref_leaves, hw_leaves)):
         hw_err = relative_error(hw, ref, floor)
         fd_err = float("nan")
-        if fd_entries != 0 and jnp.size(leaf) > 0:
-            idx = _choose(jax.random.fold_in(fd_key, j), jnp.size(leaf), fd_entries)
-            fd = _central_differences(objective, leaves, treedef, j, idx, eps)
-            ref_at = np.asarray(ref, np.float64).reshape(-1)[idx]
+        if chosen[j] is not None:
+            fd = np.asarray(fds[j], np.float64)
+            ref_at = np.asarray(ref, np.float64).reshape(-1)[chosen[j]]
             scale = max(np.max(np.abs(np.asarray(ref, np.float64))), np.max(np.abs(fd)), floor)
             diff = np.max(np.abs(fd - ref_at))
             fd_err = 0.0 if diff == 0 else float(diff / scale)
@@ -150,14 +156,17 @@ def check_grads(model: Layer, params, state, x, y, loss, *, where=None, penaltie
     return report
 
 
-def _choose(key, size: int, n: int | None) -> np.ndarray:
+def _choose(key, j: int, size: int, n: int | None) -> np.ndarray:
+    """Which entries of leaf ``j`` finite differences check: all, or ``n`` drawn without replacement by ``key``."""
     if n is None or n >= size:
         return np.arange(size)
-    return np.sort(np.asarray(jax.random.choice(key, size, (n,), replace=False)))
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    rng = np.random.default_rng([int(v) for v in np.asarray(data).ravel()] + [j])
+    return np.sort(rng.choice(size, n, replace=False))
 
 
-def _central_differences(objective, leaves, treedef, j, idx, eps) -> np.ndarray:
-    """``(L(w + eps e_i) - L(w - eps e_i)) / (2 eps)`` for entries ``idx`` of leaf ``j``, all in one vmapped call."""
+def _central_differences(objective, leaves, treedef, j, idx, eps):
+    """``(L(w + eps e_i) - L(w - eps e_i)) / (2 eps)`` for entries ``idx`` of leaf ``j``, vmapped over ``i``."""
     leaf = jnp.asarray(leaves[j])
 
     def at(v):
@@ -166,6 +175,5 @@ def _central_differences(objective, leaves, treedef, j, idx, eps) -> np.ndarray:
         return objective(jax.tree_util.tree_unflatten(treedef, new))
 
     basis = jax.nn.one_hot(jnp.asarray(idx), leaf.size, dtype=leaf.dtype).reshape((len(idx),) + leaf.shape)
-    f = jax.jit(jax.vmap(at))
-    plus, minus = f(leaf + eps * basis), f(leaf - eps * basis)
-    return (np.asarray(plus, np.float64) - np.asarray(minus, np.float64)) / (2 * eps)
+    plus, minus = jax.vmap(at)(leaf + eps * basis), jax.vmap(at)(leaf - eps * basis)
+    return (plus - minus) / (2 * eps)
