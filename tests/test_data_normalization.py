@@ -3,6 +3,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import jaxnet.data as D
 
@@ -137,3 +139,27 @@ def test_transform_rejects_other_feature_count(rng):
         D.pca_fit(np.zeros((5, 2, 2)))
     with pytest.raises(ValueError, match="eps must be >= 0"):
         D.pca_fit(x, eps=-1.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(d=st.sampled_from([2, 3]), seed=st.integers(0, 2**16), scale=st.floats(1e-2, 1e3))
+def test_property_whitening_and_round_trips(d, seed, scale):
+    """For any well-conditioned sample, whitening gives the identity and every inverse undoes its transform.
+
+    Only two shapes, so that the eager ops compile twice, not once per example.
+    """
+    n = 24
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(n, d)) @ (rng.normal(size=(d, d)) + 3 * np.eye(d)) * scale + rng.normal(size=d)
+        assume(np.linalg.cond(_cov(x)) < 1e6)
+        stats = D.pca_fit(x)
+        np.testing.assert_allclose(_cov(D.pca_whiten(stats, x)), np.eye(d), atol=1e-8)
+        np.testing.assert_allclose(D.zca_whiten_inverse(stats, D.zca_whiten(stats, x)), x, rtol=1e-8,
+                                   atol=1e-8 * scale)
+        s = D.standardize_fit(x)
+        np.testing.assert_allclose(D.standardize_inverse(s, D.standardize(s, x)), x, rtol=1e-10, atol=1e-10 * scale)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
