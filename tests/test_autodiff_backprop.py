@@ -171,18 +171,29 @@ def test_penalties_l1_l2_with_masks(x64):
 
 
 def test_penalties_match_the_optimizers_regularizers(x64):
-    optim = pytest.importorskip("jaxnet.optim")
-    if not hasattr(optim, "l2_penalty"):
-        pytest.skip("jaxnet.optim.l2_penalty/l1_penalty not present in this checkout")
+    from jaxnet import optim
+
     key = jax.random.PRNGKey(11)
-    params = {"a": {"w": jax.random.normal(key, (3, 2), jnp.float64)}, "b": jax.random.normal(key, (4,), jnp.float64)}
-    np.testing.assert_allclose(P.penalty_value(params, "l2", 0.3), optim.l2_penalty(params, 0.3), rtol=1e-14)
-    np.testing.assert_allclose(P.penalty_value(params, "l1", 0.3), optim.l1_penalty(params, 0.3), rtol=1e-14)
-    for kind, fn in (("l2", optim.l2_penalty), ("l1", optim.l1_penalty)):
-        want = jax.grad(lambda p: fn(p, 0.3))(params)
-        got = P.penalty_gradient(params, kind, 0.3)
-        for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
-            np.testing.assert_allclose(g, w, rtol=1e-14)
+    w = jax.random.normal(key, (3, 2), jnp.float64).at[0, 0].set(0.0)  # one weight on L1's kink
+    params = {"a": {"w": w, "b": jax.random.normal(key, (2,), jnp.float64)}, "c": jax.random.normal(key, (4,))}
+    for mask in (None, optim.weights_only, {"a": {"w": True, "b": False}, "c": True}):
+        for kind, fn in (("l2", optim.l2_penalty), ("l1", optim.l1_penalty)):
+            np.testing.assert_allclose(P.penalty_value(params, kind, 0.3, mask), fn(params, 0.3, mask), rtol=1e-14)
+            want = jax.grad(lambda p: fn(p, 0.3, mask))(params)
+            got = P.penalty_gradient(params, kind, 0.3, mask)
+            for g, v in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+                np.testing.assert_allclose(g, v, rtol=1e-14)
+    # the same masks through the handwritten backprop
+    model = nn.MLP([3, 2])
+    _, p, state = model.init(key, (-1, 2))
+    p = _f64_params(p, key)
+    x = jax.random.normal(key, (4, 2), jnp.float64)
+    _, grads = backprop(model, p, state, x, jnp.zeros((4, 2)), "squared_error",
+                        penalties=[("l1", 0.1, optim.weights_only)])
+    want = jax.grad(lambda q: L.squared_error(model.apply(q, state, x, train=True)[0], jnp.zeros((4, 2)))
+                    + optim.l1_penalty(q, 0.1, optim.weights_only))(p)
+    for g, v in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(g, v, rtol=1e-12)
 
 
 def test_penalty_arguments_are_checked():
@@ -194,6 +205,8 @@ def test_penalty_arguments_are_checked():
         P.parse_penalties(("l2", 0.1))
     with pytest.raises(TypeError, match=r"penalty 0 must be \(kind, lam\)"):
         P.parse_penalties(["l2"])
+    with pytest.raises(TypeError, match="mask leaves must be bools"):
+        P.penalty_value({"a": jnp.ones(2)}, "l2", 1.0, mask={"a": 1})
     with pytest.raises(ValueError, match="mask does not match"):
         P.penalty_value({"a": jnp.ones(2)}, "l2", 1.0, mask={"b": True})
 

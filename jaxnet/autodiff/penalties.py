@@ -7,7 +7,8 @@ A penalty is ``(kind, lam)`` or ``(kind, lam, mask)``:
 
 ``mask`` chooses the penalised parameters: ``None`` (all of them), a pytree of bools with the
 params' structure or a prefix of it (``{"dense_0": True, "dense_2": {"w": True, "b": False}}``),
-or a function ``params -> mask``. These are the same penalties as
+or a function ``params -> mask`` (e.g. :func:`jaxnet.optim.weights_only`): the masks of
+:mod:`jaxnet.optim.masks`. These are the same penalties as
 :func:`jaxnet.optim.l2_penalty` and :func:`jaxnet.optim.l1_penalty`.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 KINDS = ("l1", "l2")
 
@@ -58,8 +60,13 @@ def _full_mask(params, mask):
         return jax.tree_util.tree_map(lambda _: True, params)
     if callable(mask):
         mask = mask(params)
+    def expand(m, sub):
+        if not isinstance(m, (bool, np.bool_)):
+            raise TypeError(f"penalty mask leaves must be bools, got {m!r}")
+        return jax.tree_util.tree_map(lambda _: bool(m), sub)
+
     try:
-        return jax.tree_util.tree_map(lambda m, sub: jax.tree_util.tree_map(lambda _: bool(m), sub), mask, params)
+        return jax.tree_util.tree_map(expand, mask, params)
     except ValueError as e:
         raise ValueError(f"penalty mask does not match the params' structure (or a prefix of it): {e}") from None
 
