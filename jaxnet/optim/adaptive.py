@@ -18,7 +18,7 @@ from jaxnet.types import Optimizer
 
 
 def _zeros(params):
-    return jax.tree_util.tree_map(jnp.zeros_like, params)
+    return jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
 
 
 class AdagradState(NamedTuple):
@@ -47,7 +47,7 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
     eps_ = check_hyperparameter("adagrad", "eps", eps)
 
     def init(params):
-        s = jax.tree_util.tree_map(lambda p: jnp.full_like(p, acc0), params)
+        s = jax.tree_util.tree_map(lambda p: jnp.full(jnp.shape(p), acc0, jnp.result_type(p)), params)
         return AdagradState(jnp.zeros([], jnp.int32), s, init_value(lr), init_value(decay), init_value(eps_))
 
     def update(grads, state, params=None):

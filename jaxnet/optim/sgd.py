@@ -73,7 +73,7 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
         count = jnp.zeros([], jnp.int32)
         if plain:
             return SgdState(count, init_value(lr))
-        trace = jax.tree_util.tree_map(jnp.zeros_like, params)
+        trace = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
         return SgdState(count, init_value(lr), init_value(mu), init_value(damp), trace)
 
     def update(grads, state, params=None):
