@@ -147,7 +147,8 @@ def run_job(script: str, args: list, *, env: dict | None = None, timeout: float 
     """
     cmd = [sys.executable, os.path.join(HERE, script), "--worker", *map(str, args)]
     full_env = dict(os.environ, **(env or {}))
-    full_env.setdefault("PYTHONPATH", ROOT)
+    # jaxnet is imported from this checkout even where it is not installed (a bare GPU machine).
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, full_env.get("PYTHONPATH", "")) if p)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -159,12 +160,16 @@ def run_job(script: str, args: list, *, env: dict | None = None, timeout: float 
     return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
 
 
-def run_rounds(jobs: dict, rounds: int, *, seed: int = 0, env_of=None, log=print, timeout: float = 600.0) -> dict:
+def run_rounds(jobs: dict, rounds: int, *, seed: int = 0, env_of=None, log=print, timeout: float = 600.0,
+               budget: float | None = None, on_progress=None) -> dict:
     """Run every job once per round, each in a fresh process, in a new random order each round.
 
     Args:
       jobs: name -> ``(script, [worker arguments])``.
       env_of: optional ``name -> extra environment`` for a job.
+      budget: seconds; no new round starts when the rounds so far say it would end past this
+        (the first round always runs).
+      on_progress: called with the results so far after every job (to save partial results).
 
     Returns:
       name -> list of per-round result dicts (a job that reports ``unavailable`` or an error
@@ -173,10 +178,18 @@ def run_rounds(jobs: dict, rounds: int, *, seed: int = 0, env_of=None, log=print
     order_rng = random.Random(seed)
     results = {name: [] for name in jobs}
     dead = set()
+    start = time.perf_counter()
     for r in range(rounds):
+        elapsed = time.perf_counter() - start
+        if budget is not None and r > 0 and elapsed + elapsed / r > budget:
+            log(f"  stopping after {r} round(s): another would pass the {budget:.0f} s budget")
+            break
         names = [n for n in jobs if n not in dead]
         order_rng.shuffle(names)
         for name in names:
+            if budget is not None and r > 0 and time.perf_counter() - start > budget:
+                log(f"  budget of {budget:.0f} s spent: round {r + 1} left incomplete")
+                break
             t0 = time.perf_counter()
             script, job_args = jobs[name]
             res = run_job(script, job_args, env=env_of(name) if env_of else None, timeout=timeout)
@@ -187,6 +200,8 @@ def run_rounds(jobs: dict, rounds: int, *, seed: int = 0, env_of=None, log=print
                 dead.add(name)
             log(f"  round {r + 1}/{rounds} {name:<32s} {time.perf_counter() - t0:5.1f} s"
                 + (f"  [{status}]" if status else ""))
+            if on_progress is not None:
+                on_progress(results)
     return results
 
 
@@ -280,6 +295,8 @@ def driver_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the raw per-round results to this JSON file")
     p.add_argument("--markdown", default=None, help="also write the tables to this Markdown file")
     p.add_argument("--seed", type=int, default=0, help="seed of the job order")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds: start no round that would end past this (the first always runs)")
     return p
 
 
@@ -293,8 +310,10 @@ def detect_profile() -> str:
     return "gpu" if out.strip().endswith(("gpu", "cuda", "rocm")) else "cpu"
 
 
-def write_outputs(args, raw: dict, markdown: str) -> None:
-    print(markdown)
+def write_outputs(args, raw: dict, markdown: str, *, echo: bool = True) -> None:
+    """Write the raw results (``--json``) and the tables (``--markdown``); print the tables if ``echo``."""
+    if echo:
+        print(markdown)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

@@ -8,7 +8,8 @@ cross-entropy on integer labels, Adam (lr 1e-3, b1 0.9, b2 0.999, eps 1e-8), no 
 
 Per-step variants get the mini-batches pre-cut, already on the device, in a fixed order
 (the cheapest possible input pipeline, which flatters them); scan variants shuffle the
-samples on the device every epoch and gather each batch inside the compiled program.
+samples on the device every epoch and gather each batch inside the compiled program, and
+so does ``raw-jax-step-shuffled``, the per-step loop doing the same work as the scans.
 A builder raises :class:`Unavailable` when its library is not installed.
 """
 from __future__ import annotations
@@ -116,6 +117,29 @@ def build_raw_step(cfg, steps, dtype, x, y):
         p, o = carry
         for xb, yb in batches:
             p, o, loss = step(p, o, xb, yb)
+        jax.block_until_ready((p, loss))
+        carry[:] = p, o
+
+    return run
+
+
+def build_raw_step_shuffled(cfg, steps, dtype, x, y):
+    """The per-step loop doing the scan's work: a device-side shuffle per epoch, the gather inside the step."""
+    import jax
+    import jax.numpy as jnp
+
+    params = raw_init(jax.random.PRNGKey(0), cfg.sizes, dtype)
+    carry = [params, raw_adam_init(params)]
+    n, b = steps * cfg.batch, cfg.batch
+    shuffle = jax.jit(lambda key: jax.random.permutation(key, n).reshape(steps, b))
+    step = jax.jit(lambda p, o, x, y, idx, i: raw_step(p, o, x[idx[i]], y[idx[i]]), donate_argnums=(0, 1))
+    xd, yd, keys = jnp.asarray(x, dtype), jnp.asarray(y), _keys()
+
+    def run():
+        p, o = carry
+        idx = shuffle(next(keys))
+        for i in range(steps):
+            p, o, loss = step(p, o, xd, yd, idx, i)
         jax.block_until_ready((p, loss))
         carry[:] = p, o
 
@@ -422,6 +446,7 @@ VARIANTS = {
     "jaxnet-scan": build_jaxnet_scan,
     "raw-jax-step": build_raw_step,
     "raw-jax-scan": build_raw_scan,
+    "raw-jax-step-shuffled": build_raw_step_shuffled,
     "flax-linen": build_flax_linen,
     "flax-nnx": build_flax_nnx,
     "equinox": build_equinox,

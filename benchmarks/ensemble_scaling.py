@@ -139,10 +139,11 @@ def main() -> None:
         for k in ([1] if v == "jaxnet-single" else ks):
             jobs[f"{v}@{k}"] = ("ensemble_scaling.py", [v, config, k, profile, args.dtype, smoke])
     print(f"ensemble scaling: {len(jobs)} jobs x {rounds} rounds", flush=True)
-    results = C.run_rounds(jobs, rounds, seed=args.seed)
-    md = C.header(f"Ensemble scaling ({C.get_config(config, profile).label()}, {args.dtype}, {profile})", sys.argv)
-    md += "\n" + table(results, variants, ks, rounds)
-    C.write_outputs(args, results, md)
+    head = C.header(f"Ensemble scaling ({C.get_config(config, profile).label()}, {args.dtype}, {profile})", sys.argv)
+    render = lambda res: head + "\n" + table(res, variants, ks, rounds)
+    results = C.run_rounds(jobs, rounds, seed=args.seed, budget=args.budget,
+                           on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False))
+    C.write_outputs(args, results, render(results))
 
 
 def table(results, variants, ks, rounds) -> str:

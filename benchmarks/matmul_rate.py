@@ -152,7 +152,7 @@ def main() -> None:
     profile = args.profile or C.detect_profile()
     configs = ["smoke"] if args.smoke else args.configs.split(",")
     rounds = 1 if args.smoke else args.rounds
-    results = C.run_rounds(jobs_for(args.dtype, profile, configs, args.smoke), rounds, seed=args.seed)
+    results = C.run_rounds(jobs_for(args.dtype, profile, configs, args.smoke), rounds, seed=args.seed, budget=args.budget)
     md = C.header(f"Matrix-multiply rate ({args.dtype}, {profile})", sys.argv) + "\n" + table(results, profile, configs)
     C.write_outputs(args, results, md)
 

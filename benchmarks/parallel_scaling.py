@@ -150,10 +150,12 @@ def main() -> None:
         return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}", "JAX_PLATFORMS": "cpu"}
 
     print(f"parallel scaling: {len(jobs)} jobs x {rounds} rounds ({profile})", flush=True)
-    results = C.run_rounds(jobs, rounds, seed=args.seed, env_of=env_of)
     what = "host (CPU) devices sharing the same cores" if profile == "cpu" else "GPUs"
-    md = C.header(f"Data-parallel scaling over {what} ({args.dtype})", sys.argv) + "\n" + table(results, configs, variants, counts)
-    C.write_outputs(args, results, md)
+    head = C.header(f"Data-parallel scaling over {what} ({args.dtype})", sys.argv)
+    render = lambda res: head + "\n" + table(res, configs, variants, counts)
+    results = C.run_rounds(jobs, rounds, seed=args.seed, env_of=env_of, budget=args.budget,
+                           on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False))
+    C.write_outputs(args, results, render(results))
 
 
 def table(results, configs, variants, counts) -> str:
