@@ -89,7 +89,7 @@ JNP = {
 }
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expr=expressions, seed=st.integers(0, 2**31 - 1))
 def test_engine_matches_jax_grad_on_random_expressions(x64, expr, seed):
     values = _inputs(seed)
@@ -105,7 +105,9 @@ def test_engine_matches_jax_grad_on_random_expressions(x64, expr, seed):
     want = jax.grad(jax_loss, argnums)(*[jnp.asarray(v) for v in values])
     for i, (g, w) in enumerate(zip(got, want)):
         assert g.shape == np.shape(values[i])
-        assert relative_error(g, w) <= 1e-12, (i, expr)
+        # relative to the gradient's scale, but at least 1: an expression such as exp(x) - exp(x) has a
+        # gradient that is 0 in exact arithmetic and round-off (1e-17) in either implementation
+        assert relative_error(g, w, floor=1.0) <= 1e-12, (i, expr)
     value = G.sum(G.as_node(_evaluate(expr, [G.Node(v) for v in values[:-1]], G.Node(values[-1]), ENGINE)))
     np.testing.assert_allclose(value.value, jax_loss(*values), rtol=1e-12)
 
