@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val", type=float, default=0.1, help="fraction of the training part held out for validation, 0 for none (default: 0.1)")
     t.add_argument("--patience", type=int, default=0, help="early stopping on val_loss after this many epochs without improvement, restoring the best epoch; 0 disables (default: 0)")
     t.add_argument("--test", type=float, default=0.2, help="fraction held out for testing, stratified (default: 0.2)")
+    t.add_argument("--normalize", choices=("standardize", "none"), default="standardize",
+                   help="input preprocessing: standardize each feature with training mean and std, or none "
+                        "(digits and mnist pixels are already in [0, 1]) (default: standardize)")
     t.add_argument("--samples", type=_positive(int), default=2000, help="points to generate for circle and spirals (default: 2000)")
     t.add_argument("--seed", type=int, default=0, help="seed of the init, shuffles and dropout (default: 0)")
     t.add_argument("--split-seed", type=int, default=0, help="seed of the test/validation split and generated data (default: 0)")
@@ -113,7 +117,10 @@ def load_data(cfg: dict):
         (train, val, _) = D.train_val_test_split(key, x, y, val=cfg["val"], test=0.0, stratify=True)
     if val is not None and val[0].shape[0] == 0:
         val = None
-    stats = D.standardize_fit(train[0])
+    if cfg.get("normalize", "standardize") == "standardize":
+        stats = D.standardize_fit(train[0])
+    else:  # the identity, so that augmentation can always undo and redo the preprocessing
+        stats = D.StandardizeStats(mean=jnp.zeros(x.shape[1:], x.dtype), scale=jnp.ones(x.shape[1:], x.dtype))
     prep = lambda d: (D.standardize(stats, d[0]), d[1]) if d is not None else None  # noqa: E731
     info = {"image_shape": image_shape, "stats": stats, "classes": int(jnp.max(y)) + 1, "features": x.shape[1:]}
     return prep(train), prep(val), prep(test), info
@@ -143,7 +150,10 @@ def build_optimizer(cfg: dict, steps_per_epoch: int):
     elif kind == "cosine":
         rate = O.cosine_decay(lr, total)
     elif kind == "exponential":
-        rate = O.exponential_decay(lr, float(arg or 0.95) ** (1.0 / steps_per_epoch))
+        factor = float(arg or 0.95)  # per epoch; the schedule counts steps: k = -ln(factor) / steps
+        if not 0 < factor <= 1:
+            raise ValueError(f"jaxnet train: --schedule exponential:RATE needs 0 < RATE <= 1, got {arg!r}")
+        rate = O.exponential_decay(lr, -math.log(factor) / steps_per_epoch)
     elif kind == "warmup-cosine":
         warm = int(float(arg or 1) * steps_per_epoch)
         rate = O.warmup_cosine_decay(lr, warm, total)
@@ -186,7 +196,7 @@ def build_augment(cfg: dict, info: dict):
 # ---------------------------------------------------------------- commands
 def _settings(args) -> dict:
     keys = ("data", "hidden", "activation", "batchnorm", "dropout", "optimizer", "lr", "schedule", "weight_decay",
-            "epochs", "batch_size", "augment", "ensemble", "val", "patience", "test", "samples", "seed", "split_seed")
+            "epochs", "batch_size", "augment", "ensemble", "val", "patience", "test", "normalize", "samples", "seed", "split_seed")
     return {k: getattr(args, k) for k in keys}
 
 
