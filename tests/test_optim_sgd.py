@@ -146,3 +146,13 @@ def test_adamw_without_decay_is_adam(x64):
         ua, sa = a.update(g, sa, g)
         uw, sw = w.update(g, sw, g)
     np.testing.assert_array_equal(ua["w"], uw["w"])
+
+
+def test_dampening_field_only_when_built_with_dampening():
+    params = {"w": jnp.ones(2)}
+    s = O.sgd(0.1, momentum=0.9).init(params)
+    assert s.dampening is None and s.momentum is not None
+    with pytest.raises(ValueError, match="dampening of SgdState is None"):
+        O.set_hyperparameter(s, "dampening", 0.5)
+    s = O.set_hyperparameter(O.sgd(0.1, momentum=0.9, dampening=0.1).init(params), "dampening", 0.5)
+    assert float(s.dampening) == 0.5

@@ -29,7 +29,8 @@ class SgdState(NamedTuple):
     Attributes:
       count: number of updates taken (int32).
       learning_rate: scalar array, or ``None`` when the learning rate is a schedule.
-      momentum, dampening: scalar arrays, or ``None`` for plain SGD (built with ``momentum=0``).
+      momentum: scalar array, or ``None`` for plain SGD (built with ``momentum=0``).
+      dampening: scalar array, or ``None`` when built with ``dampening=0`` (no dampening term).
       trace: the momentum buffer ``b`` (a pytree like the params), or ``None`` for plain SGD.
     """
 
@@ -64,17 +65,20 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
         raise TypeError(f"sgd: nesterov must be a bool, got {nesterov!r}")
     if nesterov and (isinstance(mu, float) and mu <= 0):
         raise ValueError(f"sgd: nesterov=True needs momentum > 0, got momentum={momentum!r}")
-    if nesterov and (not isinstance(damp, float) or damp != 0):
+    if nesterov and not (isinstance(damp, float) and damp == 0):
         raise ValueError(f"sgd: nesterov=True needs dampening=0, got dampening={dampening!r}")
     # momentum given as 0 means no buffer at all; a traced momentum (vmap) keeps one.
     plain = isinstance(mu, float) and mu == 0.0
+    # dampening given as 0 needs no term: with b = 0 at the start, b <- mu b + g also gives
+    # PyTorch's first step b = g. Its field is then None (set it at construction to vary it).
+    undamped = isinstance(damp, float) and damp == 0.0
 
     def init(params):
         count = jnp.zeros([], jnp.int32)
         if plain:
             return SgdState(count, init_value(lr))
         trace = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
-        return SgdState(count, init_value(lr), init_value(mu), init_value(damp), trace)
+        return SgdState(count, init_value(lr), init_value(mu), None if undamped else init_value(damp), trace)
 
     def update(grads, state, params=None):
         del params
@@ -83,11 +87,11 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
             updates = jax.tree_util.tree_map(lambda g: -cast(rate, g.dtype) * g, grads)
             return updates, state._replace(count=state.count + 1)
         # PyTorch starts the buffer at g itself (no dampening on the first step); b is 0 then.
-        new_weight = jnp.where(state.count == 0, 1.0, 1.0 - state.dampening)
+        new_weight = None if undamped else jnp.where(state.count == 0, 1.0, 1.0 - state.dampening)
 
         def leaf(g, b):
-            m, w_new = cast(state.momentum, g.dtype), cast(new_weight, g.dtype)
-            b = m * b + w_new * g
+            m = cast(state.momentum, g.dtype)
+            b = m * b + (g if undamped else cast(new_weight, g.dtype) * g)
             step = g + m * b if nesterov else b
             return -cast(rate, g.dtype) * step, b
 
