@@ -7,7 +7,7 @@ import pytest
 import jaxnet as jn
 from jaxnet.nn import losses
 from jaxnet.train import (average_probabilities, ensemble_report, fit, fit_ensemble, member_probabilities,
-                          member_weights, set_hyperparameter, unstack)
+                          member_weights, set_member_hyperparameter, unstack)
 
 LOSS = "softmax_cross_entropy_with_integer_labels"
 
@@ -72,7 +72,7 @@ def test_disjoint_subsets_and_per_member_learning_rates():
     moved = [float(jnp.abs(unstack(r.params, k)["dense_0"]["w"] - p0["dense_0"]["w"]).max()) for k in (1, 2)]
     assert all(m > 0 for m in moved)
     with pytest.raises(ValueError, match="no field 'beta'"):
-        set_hyperparameter(r.opt_state, "beta", 0.5)
+        set_member_hyperparameter(r.opt_state, "beta", 0.5)
     with pytest.raises(ValueError, match=r"must have 3 values \(one per member\)"):
         fit_ensemble(model, LOSS, jn.sgd(0.1), (x, y), members=3, epochs=1, batch_size=12, key=jax.random.PRNGKey(5),
                      hyperparams={"learning_rate": [0.1, 0.2]}, progress=False)
@@ -82,13 +82,21 @@ def test_members_of_different_architectures():
     x, y = jn.data.circle(jax.random.PRNGKey(6), 300)
     members = []
     for i, model in enumerate([jn.MLP([16, 2]), jn.MLP([8, 8, 2], "tanh"), jn.LogisticRegression(2)]):
-        r = fit(model, LOSS if i < 2 else "binary_cross_entropy_with_logits", jn.sgd(0.2), (x, y), epochs=3,
-                batch_size=30, key=jax.random.PRNGKey(i), progress=False)
-        members.append((model, r.params, r.state))
+        _, params, state = model.init(jax.random.PRNGKey(i), (-1, 2))  # averaging needs no training
+        members.append((model, params, state))
     probs = member_probabilities(members, x)
     assert probs.shape == (3, 300, 2)  # the one-logit model is read as P(class 1) = sigmoid
-    np.testing.assert_allclose(np.asarray(average_probabilities(members, x)), np.asarray(probs.mean(0)), rtol=1e-6)
+    z = members[2][0].apply(members[2][1], members[2][2], x, train=False)[0][:, 0]
+    np.testing.assert_allclose(np.asarray(probs[2, :, 1]), np.asarray(jax.nn.sigmoid(z)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(probs[0]), np.asarray(jax.nn.softmax(
+        members[0][0].apply(members[0][1], members[0][2], x, train=False)[0])), rtol=1e-6)
+    avg = average_probabilities(members, x)
+    np.testing.assert_allclose(np.asarray(avg), np.asarray(probs).mean(0), rtol=1e-6)
     rep = ensemble_report(members, x, y)
-    assert rep["best_member"] == max(rep["member_accuracy"]) and len(rep["member_accuracy"]) == 3
+    expect = [float(np.mean(np.argmax(np.asarray(p), -1) == np.asarray(y))) for p in probs]
+    assert rep["member_accuracy"] == pytest.approx(expect) and rep["best_member"] == pytest.approx(max(expect))
+    assert rep["ensemble"] == pytest.approx(float(np.mean(np.argmax(np.asarray(avg), -1) == np.asarray(y))))
     with pytest.raises(TypeError, match=r"members\[1\] must be \(model, params, state\)"):
         member_probabilities([members[0], "x"], x)
+    with pytest.raises(ValueError, match="disagree on the output shape"):
+        member_probabilities([members[0], (jn.MLP([3]), *jn.MLP([3]).init(jax.random.PRNGKey(0), (-1, 2))[1:])], x)

@@ -6,7 +6,8 @@ import pytest
 
 import jaxnet as jn
 from jaxnet.nn import losses
-from jaxnet.train import batch_indices, make_train_epoch, make_train_step
+from jaxnet.data import shuffle_batches
+from jaxnet.train import make_train_epoch, make_train_step
 
 LOSS = losses.softmax_cross_entropy_with_integer_labels
 
@@ -35,7 +36,7 @@ def test_scan_epoch_equals_python_stepped_epoch(drop_last):
     # The same epoch by hand, following the key scheme documented in jaxnet.train.epoch.
     step = make_train_step(model, LOSS, opt, metrics=metrics)
     k_shuffle, k_steps = jax.random.split(key)
-    idx, mask = batch_indices(k_shuffle, 50, 8, drop_last=drop_last)
+    idx, mask = shuffle_batches(k_shuffle, 50, 8, drop_last=drop_last)
     assert idx.shape == ((6, 8) if drop_last else (7, 8))
     p2, s2, o2 = _copy(params), state, opt.init(params)
     losses_seen = []
@@ -48,15 +49,6 @@ def test_scan_epoch_equals_python_stepped_epoch(drop_last):
     assert int(o1.count) == int(o2.count) == idx.shape[0]
     assert float(m1["loss"]) == pytest.approx(np.mean(losses_seen), rel=1e-5)
     assert int(m1["nonfinite_step"]) == -1
-
-
-def test_batch_indices_cover_each_sample_once():
-    idx, mask = batch_indices(jax.random.PRNGKey(3), 10, 4, drop_last=False)
-    assert idx.shape == mask.shape == (3, 4) and idx.dtype == jnp.int32
-    assert sorted(np.asarray(idx)[np.asarray(mask)].tolist()) == list(range(10))
-    assert np.asarray(mask).sum() == 10
-    idx, mask = batch_indices(jax.random.PRNGKey(3), 10, 4)
-    assert idx.shape == (2, 4) and bool(mask.all()) and len(set(np.asarray(idx).ravel().tolist())) == 8
 
 
 def test_epoch_is_one_dispatch_of_one_scan():

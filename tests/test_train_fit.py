@@ -105,7 +105,7 @@ def test_nonfinite_guard_returns_last_finite_params(blobs, model):
     o = opt.init(p)
     k = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(2), 2), 0)
     k_shuffle, k_steps = jax.random.split(k)
-    idx, _ = engine.batch_indices(k_shuffle, 240, 20)
+    idx, _ = jn.data.shuffle_batches(k_shuffle, 240, 20)
     step = make_train_step(model, LOSS, opt)
     for i in range(bad + 1):
         p_new, s, o, m = step(jax.tree_util.tree_map(jnp.copy, p), s, o, (x[idx[i]], y[idx[i]]),

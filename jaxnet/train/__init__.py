@@ -14,11 +14,11 @@ from jaxnet.train.ensemble import (
     fit_ensemble,
     member_probabilities,
     member_weights,
-    set_hyperparameter,
+    set_member_hyperparameter,
     stack,
     unstack,
 )
-from jaxnet.train.epoch import batch_indices, make_train_epoch
+from jaxnet.train.epoch import make_train_epoch
 from jaxnet.train.fit import FitResult, NonFiniteWarning, evaluate, fit
 from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.parallel import (
@@ -32,10 +32,10 @@ from jaxnet.train.parallel import (
 from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
 
 __all__ = [
-    "make_eval_step", "make_train_step", "train_step_fn", "eval_step_fn", "make_train_epoch", "batch_indices",
+    "make_eval_step", "make_train_step", "train_step_fn", "eval_step_fn", "make_train_epoch",
     "fit", "evaluate", "FitResult", "NonFiniteWarning", "EarlyStopping", "History",
     "fit_ensemble", "EnsembleResult", "average_probabilities", "member_probabilities", "ensemble_report",
-    "member_weights", "set_hyperparameter", "stack", "unstack",
+    "member_weights", "set_member_hyperparameter", "stack", "unstack",
     "data_mesh", "make_parallel_train_step", "shard_batch", "replicate", "replicated", "batch_sharding",
     "save_checkpoint", "load_checkpoint", "read_checkpoint", "Checkpoint", "CheckpointError", "FORMAT_VERSION",
 ]

@@ -78,21 +78,32 @@ def member_weights(key, members: int, n: int, subsets=None) -> jax.Array:
     return w
 
 
-def set_hyperparameter(opt_state, name: str, value):
-    """Replace every NamedTuple field called ``name`` in ``opt_state`` by ``value`` (broadcast to its shape).
+def set_member_hyperparameter(opt_state, name: str, values):
+    """Set the field ``name`` of a member-stacked optimizer state to one value per member.
+
+    ``values`` has shape ``[K]`` (or broadcasts to the field's stacked shape); every
+    NamedTuple field called ``name`` changes. (:func:`jaxnet.optim.set_hyperparameter`
+    sets one scalar in an unstacked state.)
 
     Raises:
-      ValueError: if no field of that name exists.
+      ValueError: if no field of that name exists, if it follows a schedule (field ``None``),
+        or for non-finite or negative values.
     """
-    found = []
+    values = jnp.asarray(values, jnp.float32)
+    if not bool(jnp.all(jnp.isfinite(values))) or bool(jnp.any(values < 0)):
+        raise ValueError(f"hyperparams: {name} values must be finite and >= 0, got {values.tolist()}")
+    found, scheduled = [], []
 
     def walk(node):
         if isinstance(node, tuple) and hasattr(node, "_fields"):
             fields = {f: walk(getattr(node, f)) for f in node._fields}
-            if name in fields:
-                old = jnp.asarray(fields[name])
-                fields[name] = jnp.broadcast_to(jnp.asarray(value, old.dtype), old.shape)
-                found.append(True)
+            if name in fields and name != "count":
+                if fields[name] is None:
+                    scheduled.append(type(node).__name__)
+                else:
+                    old = jnp.asarray(fields[name])
+                    fields[name] = jnp.broadcast_to(values.astype(old.dtype), old.shape)
+                    found.append(True)
             return type(node)(**fields)
         if isinstance(node, (tuple, list)):
             return type(node)(walk(c) for c in node)
@@ -102,6 +113,9 @@ def set_hyperparameter(opt_state, name: str, value):
 
     out = walk(opt_state)
     if not found:
+        if scheduled:
+            raise ValueError(f"hyperparams: {name} of {scheduled[0]} follows a schedule; give per-member values "
+                             "only for hyperparameters stored as numbers")
         raise ValueError(f"hyperparams: the optimizer state has no field {name!r} (its hyperparameters are the "
                          f"fields of its NamedTuples, e.g. 'learning_rate')")
     return out
@@ -161,7 +175,7 @@ def fit_ensemble(
         values = jnp.asarray(values, jnp.float32)
         if values.shape != (members,):
             raise ValueError(f"{where}: hyperparams[{name!r}] must have {members} values (one per member), got shape {values.shape}")
-        opt_state = set_hyperparameter(opt_state, name, values.reshape((members,)))
+        opt_state = set_member_hyperparameter(opt_state, name, values)
     w = member_weights(jax.random.fold_in(key, (1 << 20) + 1), members, n, subsets)
 
     cfg = E.make_config(model, loss, optimizer, n=n, batch_size=batch_size, penalty=penalty, augment=augment,

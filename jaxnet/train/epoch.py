@@ -9,7 +9,7 @@ early-stopping bookkeeping, are an outer ``lax.scan``: one dispatch from Python 
 
 Randomness, so that a Python loop (or a resumed run) can reproduce it exactly:
 epoch ``e`` uses ``k = fold_in(key, e)``; ``k_shuffle, k_steps = split(k)``; the batch
-order is :func:`batch_indices` ``(k_shuffle, ...)`` and step ``i`` of the epoch gets
+order is :func:`jaxnet.data.shuffle_batches` ``(k_shuffle, n, batch_size)`` and step ``i`` of the epoch gets
 ``fold_in(k_steps, i)``.
 
 Compilation cache. The compiled programs are module-level functions jitted with a
@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxnet.data.batching import shuffle_batches
 from jaxnet.train.history import EarlyStopping
 from jaxnet.train.step import eval_step_fn, train_step_fn
 
@@ -94,23 +95,6 @@ def make_config(model, loss, optimizer, *, n, batch_size, penalty=None, augment=
                         int(n), int(batch_size), bool(drop_last), bool(weighted), bool(has_val), early_stopping)
 
 
-def batch_indices(key, n: int, batch_size: int, *, drop_last: bool = True):
-    """A shuffled epoch as index batches: ``(idx int32 [steps, B], mask bool [steps, B])``.
-
-    ``steps = n // B`` with ``drop_last`` (the remainder, different each epoch, is skipped),
-    else ``ceil(n / B)`` with the last batch padded by index 0 and ``mask = False`` there.
-    """
-    perm = jax.random.permutation(key, n).astype(jnp.int32)
-    steps = n // batch_size if drop_last else -(-n // batch_size)
-    total = steps * batch_size
-    if total <= n:
-        return perm[:total].reshape(steps, batch_size), jnp.ones((steps, batch_size), bool)
-    pad = total - n
-    idx = jnp.concatenate([perm, jnp.zeros((pad,), jnp.int32)]).reshape(steps, batch_size)
-    mask = (jnp.arange(total) < n).reshape(steps, batch_size)
-    return idx, mask
-
-
 def tree_all_finite(tree):
     """A scalar bool: every floating-point leaf of ``tree`` is finite."""
     leaves = [jnp.all(jnp.isfinite(l)) for l in jax.tree_util.tree_leaves(tree)
@@ -136,7 +120,7 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     """
     step = cfg.step_fn()
     k_shuffle, k_steps = jax.random.split(key)
-    idx, mask = batch_indices(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
+    idx, mask = shuffle_batches(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
     steps = idx.shape[0]
 
     def take_step(p, s, o, i, bi, bm):
