@@ -178,7 +178,11 @@ def test_penalties_match_the_optimizers_regularizers(x64):
     params = {"a": {"w": w, "b": jax.random.normal(key, (2,), jnp.float64)}, "c": jax.random.normal(key, (4,))}
     for mask in (None, optim.weights_only, {"a": {"w": True, "b": False}, "c": True}):
         for kind, fn in (("l2", optim.l2_penalty), ("l1", optim.l1_penalty)):
-            np.testing.assert_allclose(P.penalty_value(params, kind, 0.3, mask), fn(params, 0.3, mask), rtol=1e-14)
+            leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(params)]
+            # leaves in order a/b, a/w, c
+            chosen = leaves if mask is None else leaves[1:2] if mask is optim.weights_only else leaves[1:]
+            ref = 0.15 * sum(np.sum(a * a) for a in chosen) if kind == "l2" else 0.3 * sum(np.abs(a).sum() for a in chosen)
+            np.testing.assert_allclose(P.penalty_value(params, kind, 0.3, mask), ref, rtol=1e-14)
             want = jax.grad(lambda p: fn(p, 0.3, mask))(params)
             got = P.penalty_gradient(params, kind, 0.3, mask)
             for g, v in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):

@@ -8,8 +8,8 @@ A penalty is ``(kind, lam)`` or ``(kind, lam, mask)``:
 ``mask`` chooses the penalised parameters: ``None`` (all of them), a pytree of bools with the
 params' structure or a prefix of it (``{"dense_0": True, "dense_2": {"w": True, "b": False}}``),
 or a function ``params -> mask`` (e.g. :func:`jaxnet.optim.weights_only`): the masks of
-:mod:`jaxnet.optim.masks`. These are the same penalties as
-:func:`jaxnet.optim.l2_penalty` and :func:`jaxnet.optim.l1_penalty`.
+:mod:`jaxnet.optim.masks`. Values are computed by
+:func:`jaxnet.optim.l2_penalty` and :func:`jaxnet.optim.l1_penalty`; the gradients here are written by hand.
 """
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from jaxnet.optim.masks import resolve_mask
+from jaxnet.optim.regularizers import l1_penalty, l2_penalty
 
 KINDS = ("l1", "l2")
 
@@ -56,33 +58,16 @@ def parse_penalties(penalties: Sequence, *, where: str = "penalties") -> tuple[P
 
 
 def _full_mask(params, mask):
-    if mask is None:
-        return jax.tree_util.tree_map(lambda _: True, params)
-    if callable(mask):
-        mask = mask(params)
-    def expand(m, sub):
-        if not isinstance(m, (bool, np.bool_)):
-            raise TypeError(f"penalty mask leaves must be bools, got {m!r}")
-        return jax.tree_util.tree_map(lambda _: bool(m), sub)
-
-    try:
-        return jax.tree_util.tree_map(expand, mask, params)
-    except ValueError as e:
-        raise ValueError(f"penalty mask does not match the params' structure (or a prefix of it): {e}") from None
+    return resolve_mask(params, mask, owner="penalty")
 
 
 def penalty_value(params, kind: str, lam, mask=None):
     """``(lam/2) sum w^2`` (``"l2"``) or ``lam sum |w|`` (``"l1"``) over the masked parameters.
 
-    ``|w|`` is written ``w sign(w)`` so that ``jax.grad`` of this value gives the same
-    subgradient as :func:`penalty_gradient` at ``w = 0`` (namely 0).
+    The optimizers' own :func:`jaxnet.optim.l2_penalty` / :func:`jaxnet.optim.l1_penalty`, so that
+    ``jax.grad`` of this value has the same subgradient as :func:`penalty_gradient` at ``w = 0`` (0).
     """
-    full = _full_mask(params, mask)
-    total = 0.0
-    for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(full)):
-        if m:
-            total = total + (0.5 * jnp.sum(p * p) if kind == "l2" else jnp.sum(p * jnp.sign(p)))
-    return lam * total
+    return (l2_penalty if kind == "l2" else l1_penalty)(params, lam, mask)
 
 
 def penalty_gradient(params, kind: str, lam, mask=None):
