@@ -78,6 +78,18 @@ def test_disjoint_subsets_and_per_member_learning_rates():
                      hyperparams={"learning_rate": [0.1, 0.2]}, progress=False)
 
 
+def test_each_member_has_its_own_nonfinite_guard():
+    x, y = jn.data.circle(jax.random.PRNGKey(4), 120)
+    model = jn.MLP([8, 2])
+    r = fit_ensemble(model, LOSS, jn.sgd(0.1), (x * 1e4, y), members=2, epochs=3, batch_size=12,
+                     key=jax.random.PRNGKey(5), hyperparams={"learning_rate": [0.0, 1e8]}, progress=False)
+    ok, blown = r.histories
+    assert ok.stop_reason is None and len(ok) == 3
+    assert blown.stop_reason == "nonfinite" and blown.nonfinite["epoch"] == 1 and len(blown) == 1
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(r.params))
+    assert int(r.opt_state.count[1]) == blown.nonfinite["step"] and int(r.opt_state.count[0]) == 30
+
+
 def test_members_of_different_architectures():
     x, y = jn.data.circle(jax.random.PRNGKey(6), 300)
     members = []

@@ -204,6 +204,8 @@ def fit(
       init: ``(params, state, opt_state)`` to start from (e.g. a loaded checkpoint), else
         the model and optimizer are initialised from ``key``.
       initial_epoch: epochs already done (resuming); the keys of later epochs do not change.
+        Resume from the last epoch's params and optimizer state (train with
+        ``restore_best=False``, or keep your own copy), not from restored best params.
       history: the history so far, extended in place of a copy when resuming.
       epochs_per_call: epochs per dispatch; larger values return to Python less often.
       drop_last: drop the last partial batch of each epoch (else pad and mask it).
