@@ -89,7 +89,7 @@ JNP = {
 }
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
+@settings(max_examples=80, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expr=expressions, seed=st.integers(0, 2**31 - 1))
 def test_engine_matches_jax_grad_on_random_expressions(x64, expr, seed):
