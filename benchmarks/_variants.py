@@ -235,7 +235,10 @@ def build_jaxnet_scan(cfg, steps, dtype, x, y):
 
     def run():
         p, s, o, m = epoch(*carry, data, next(keys))
-        jax.block_until_ready((p, m))
+        bad = int(m["nonfinite_step"])  # blocks; after a non-finite step the guard skips the rest: not a timing
+        if bad >= 0:
+            raise FloatingPointError(f"jaxnet-scan: non-finite loss or params at step {bad} of the epoch "
+                                     "(the engine's guard skipped the remaining steps)")
         carry[:] = p, s, o
 
     return run

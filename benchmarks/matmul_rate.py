@@ -108,10 +108,10 @@ def worker(argv) -> None:
     C.emit(measure(backend, dtype, profile, [c for c in configs.split(",") if c], smoke == "1"))
 
 
-def jobs_for(dtype: str, profile: str, configs, smoke: bool) -> dict:
-    """The driver jobs measuring both backends (used by this script and by throughput.py)."""
+def jobs_for(dtype: str, profile: str, configs, smoke: bool, backends=("jax", "torch")) -> dict:
+    """The driver jobs measuring each backend (used by this script and by throughput.py)."""
     args = lambda b: [b, dtype, profile, ",".join(configs), "1" if smoke else "0"]
-    return {f"matmul-{b}": ("matmul_rate.py", args(b)) for b in ("jax", "torch")}
+    return {f"matmul-{b}": ("matmul_rate.py", args(b)) for b in backends}
 
 
 def peak_per_round(results: dict) -> dict:

@@ -167,6 +167,7 @@ def main() -> None:
     p.add_argument("--split-configs", action="store_true",
                    help="one process per (variant, config) instead of one per variant (slower, more isolated)")
     p.add_argument("--no-matmul", action="store_true", help="skip the matrix-multiply rate jobs")
+    p.add_argument("--matmul-backends", default="jax,torch", help="backends whose matmul rate is measured")
     args, rest = p.parse_known_args()
     if args.worker:
         return worker(rest)
@@ -192,7 +193,8 @@ def main() -> None:
             name = v if len(groups) == 1 else f"{v}@{g[0]}"
             jobs[name] = ("throughput.py", [v, ",".join(g), profile, args.dtype, smoke])
     if not args.no_matmul:
-        jobs.update(matmul_rate.jobs_for(args.dtype, profile, configs, args.smoke))
+        jobs.update(matmul_rate.jobs_for(args.dtype, profile, configs, args.smoke,
+                                         [b for b in args.matmul_backends.split(",") if b]))
     print(f"throughput: {len(jobs)} jobs x {rounds} rounds ({profile}, {args.dtype})", flush=True)
     head = C.header(f"Training throughput ({args.dtype}, {profile})", sys.argv)
 
