@@ -2,7 +2,8 @@
 
 Runs the three drivers one after the other and writes their Markdown tables and raw JSON
 to ``out/bench/`` (ignored by git); copy tables worth keeping into ``benchmarks/RESULTS.md``.
-About 10 minutes on a 2-core machine with every peer installed.
+About 10 minutes on a 2-core machine with every peer installed: each suite has a time budget, and
+rounds that would overrun it are skipped (the first round always runs; ``--no-budget`` runs all).
 
 Usage::
 
@@ -30,6 +31,9 @@ def main() -> None:
     p.add_argument("--variants", default=None, help="throughput variants (default: all installed)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "out", "bench"))
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--no-budget", action="store_true",
+                   help="run every round even past the suites' time budgets (throughput 7 min, ensemble "
+                        "1.5 min, parallel 2 min; the first round always runs)")
     args = p.parse_args()
     only = [s for s in args.only.split(",") if s]
     for s in only:
@@ -43,9 +47,12 @@ def main() -> None:
         "ensemble": ["ensemble_scaling.py"],
         "parallel": ["parallel_scaling.py"],
     }
+    budgets = {"throughput": 420, "ensemble": 90, "parallel": 120}
     failed = []
     for suite in only:
         script, *extra = commands[suite]
+        if not args.no_budget:
+            extra += ["--budget", str(budgets[suite])]
         out = os.path.join(args.out, f"cpu-{suite}")
         cmd = [sys.executable, os.path.join(HERE, script), *common, *extra, "--json", out + ".json",
                "--markdown", out + ".md"]
