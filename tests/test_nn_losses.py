@@ -82,3 +82,11 @@ def test_accuracy_forms(data):
     z = jnp.array([[2.0], [-1.0], [0.5]])
     assert float(L.binary_accuracy(z, jnp.array([1, 0, 0]))) == pytest.approx(2 / 3)
     assert float(L.binary_accuracy(jax.nn.sigmoid(z), jnp.array([1, 0, 1]), threshold=0.5)) == pytest.approx(1.0)
+
+
+def test_binary_cross_entropy_with_logits_gradient_at_zero_logit(x64):
+    # A zero-initialised logistic regression starts at z = 0 exactly: the gradient must be sigmoid(0) - y.
+    z = jnp.zeros((4, 1))
+    y = jnp.array([0, 1, 1, 0])
+    g = jax.grad(L.binary_cross_entropy_with_logits)(z, y)
+    np.testing.assert_allclose(np.asarray(g[:, 0]), (0.5 - np.asarray(y)) / 4, rtol=1e-14)

@@ -75,11 +75,13 @@ def binary_cross_entropy(probs, targets, where=None):
 def binary_cross_entropy_with_logits(logits, targets, where=None):
     """Binary cross-entropy of ``sigmoid(z)``, computed from the logit ``z``:
 
-    ``l = max(z, 0) - z y + log(1 + e^{-|z|})``, finite for any ``|z|`` (1e4 included).
+    ``l = softplus(z) - z y = max(z, 0) - z y + log(1 + e^{-|z|})``, finite for any
+    ``|z|`` (1e4 included). Written with ``softplus`` so that ``jax.grad`` gives the true
+    derivative ``sigmoid(z) - y`` everywhere, ``z = 0`` included (``max(z, 0)`` has a kink there).
     Targets may have shape ``[batch]`` when ``logits`` is ``[batch, 1]``.
     """
     y = _binary_targets("binary_cross_entropy_with_logits", logits, targets)
-    per = jnp.maximum(logits, 0) - logits * y + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    per = jax.nn.softplus(logits) - logits * y
     return _reduce("binary_cross_entropy_with_logits", _sum_features(per), where)
 
 
