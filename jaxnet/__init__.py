@@ -1,15 +1,20 @@
 """jaxnet: a JIT-compiled, pure-functional neural-network library on JAX.
 
 Layers are ``init``/``apply`` pairs over parameter pytrees (:mod:`jaxnet.nn`),
-optimizers are ``init``/``update`` pairs (:mod:`jaxnet.optim`), and training steps
-compile with ``jax.jit`` (:mod:`jaxnet.train`). Importing jaxnet compiles nothing
-and loads no data.
+optimizers are ``init``/``update`` pairs (:mod:`jaxnet.optim`), data helpers are pure
+functions of arrays and keys (:mod:`jaxnet.data`), training compiles with ``jax.jit``
+and ``lax.scan`` (:mod:`jaxnet.train`), and :mod:`jaxnet.autodiff` holds the
+computational-graph engine and the handwritten backprop. Importing jaxnet compiles
+nothing and loads no data.
 """
 from jaxnet import autodiff, data, nn, optim, train
 from jaxnet._version import __version__
+from jaxnet.autodiff import check_grads
 from jaxnet.nn import (
     MLP,
+    BatchNorm,
     Dense,
+    Dropout,
     Elu,
     Flatten,
     Identity,
@@ -24,13 +29,24 @@ from jaxnet.nn import (
     Tanh,
     serial,
 )
-from jaxnet.optim import apply_updates, chain, sgd
-from jaxnet.train import make_eval_step, make_train_step
+from jaxnet.optim import adagrad, adam, adamw, apply_updates, chain, rmsprop, sgd
+from jaxnet.train import (
+    evaluate,
+    fit,
+    fit_ensemble,
+    load_checkpoint,
+    make_eval_step,
+    make_train_epoch,
+    make_train_step,
+    save_checkpoint,
+)
 from jaxnet.types import Layer, Optimizer
 
 __all__ = [
     "__version__", "autodiff", "data", "nn", "optim", "train", "Layer", "Optimizer",
-    "MLP", "Dense", "Elu", "Flatten", "Identity", "LeakyRelu", "LogisticRegression", "LogSoftmax",
-    "PRelu", "Relu", "Sigmoid", "Softmax", "Step", "Tanh", "serial",
-    "apply_updates", "chain", "sgd", "make_eval_step", "make_train_step",
+    "MLP", "BatchNorm", "Dense", "Dropout", "Elu", "Flatten", "Identity", "LeakyRelu",
+    "LogisticRegression", "LogSoftmax", "PRelu", "Relu", "Sigmoid", "Softmax", "Step", "Tanh", "serial",
+    "adagrad", "adam", "adamw", "apply_updates", "chain", "rmsprop", "sgd",
+    "evaluate", "fit", "fit_ensemble", "load_checkpoint", "make_eval_step", "make_train_epoch",
+    "make_train_step", "save_checkpoint", "check_grads",
 ]
