@@ -300,6 +300,17 @@ def driver_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def parse_or_work(p: argparse.ArgumentParser, worker):
+    """Parse the driver's options; in a worker process run ``worker(positional args)`` and return ``None``."""
+    args, rest = p.parse_known_args()
+    if args.worker:
+        worker(rest)
+        return None
+    if rest:
+        p.error(f"unrecognized arguments: {rest}")
+    return args
+
+
 def detect_profile() -> str:
     """``gpu`` when a fresh process's jax sees a GPU, else ``cpu`` (checked in a subprocess to keep this one clean)."""
     code = "import jax; print(jax.default_backend())"

@@ -109,9 +109,13 @@ def build_raw_step(cfg, steps, dtype, x, y):
     import jax
 
     params = raw_init(jax.random.PRNGKey(0), cfg.sizes, dtype)
-    carry = [params, raw_adam_init(params)]
     step = jax.jit(raw_step, donate_argnums=(0, 1))
-    batches = _device_batches(cfg, steps, dtype, x, y)
+    return _step_loop(step, [params, raw_adam_init(params)], _device_batches(cfg, steps, dtype, x, y))
+
+
+def _step_loop(step, carry, batches):
+    """``run()`` for a jitted ``step(params, opt_state, x, y) -> (params, opt_state, loss)`` over ``batches``."""
+    import jax
 
     def run():
         p, o = carry
@@ -260,18 +264,8 @@ def _optax_loop(loss_of, params, cfg, steps, dtype, x, y):
         updates, opt_state = tx.update(g, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    step = jax.jit(step, donate_argnums=(0, 1))
-    batches = _device_batches(cfg, steps, dtype, x, y)
-    carry = [params, tx.init(params)]
-
-    def run():
-        p, o = carry
-        for xb, yb in batches:
-            p, o, loss = step(p, o, xb, yb)
-        jax.block_until_ready((p, loss))
-        carry[:] = p, o
-
-    return run
+    return _step_loop(jax.jit(step, donate_argnums=(0, 1)), [params, tx.init(params)],
+                      _device_batches(cfg, steps, dtype, x, y))
 
 
 def _xent(logits, y):

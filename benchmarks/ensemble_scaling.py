@@ -119,11 +119,9 @@ def main() -> None:
     p.add_argument("--members", default="1,2,4,8,16", help="comma-separated ensemble sizes K")
     p.add_argument("--variants", default="jaxnet-ensemble,raw-jax-vmap,jaxnet-single")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    args, rest = p.parse_known_args()
-    if args.worker:
-        return worker(rest)
-    if rest:
-        p.error(f"unrecognized arguments: {rest}")
+    args = C.parse_or_work(p, worker)
+    if args is None:
+        return
     profile = args.profile or C.detect_profile()
     config = "smoke" if args.smoke else args.config
     C.get_config(config, profile)

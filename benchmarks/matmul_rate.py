@@ -146,9 +146,9 @@ def main() -> None:
     p = C.driver_parser(__doc__.splitlines()[0])
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--configs", default="overhead,small,medium,large")
-    args, rest = p.parse_known_args()
-    if args.worker:
-        return worker(rest)
+    args = C.parse_or_work(p, worker)
+    if args is None:
+        return
     profile = args.profile or C.detect_profile()
     configs = ["smoke"] if args.smoke else args.configs.split(",")
     rounds = 1 if args.smoke else args.rounds

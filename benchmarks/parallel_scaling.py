@@ -121,11 +121,9 @@ def main() -> None:
     p.add_argument("--devices", default=None, help="comma-separated device counts (default 1,2,4,8 on a CPU)")
     p.add_argument("--variants", default="jaxnet,raw-jax")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    args, rest = p.parse_known_args()
-    if args.worker:
-        return worker(rest)
-    if rest:
-        p.error(f"unrecognized arguments: {rest}")
+    args = C.parse_or_work(p, worker)
+    if args is None:
+        return
     profile = args.profile or C.detect_profile()
     configs = ["smoke"] if args.smoke else args.configs.split(",")
     for c in configs:

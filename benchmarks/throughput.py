@@ -168,11 +168,9 @@ def main() -> None:
                    help="one process per (variant, config) instead of one per variant (slower, more isolated)")
     p.add_argument("--no-matmul", action="store_true", help="skip the matrix-multiply rate jobs")
     p.add_argument("--matmul-backends", default="jax,torch", help="backends whose matmul rate is measured")
-    args, rest = p.parse_known_args()
-    if args.worker:
-        return worker(rest)
-    if rest:
-        p.error(f"unrecognized arguments: {rest}")
+    args = C.parse_or_work(p, worker)
+    if args is None:
+        return
     profile = args.profile or C.detect_profile()
     configs = ["smoke"] if args.smoke else [c.strip() for c in args.configs.split(",") if c.strip()]
     for c in configs:
