@@ -111,11 +111,12 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
         rate = current(state.learning_rate, lr, state.count)
 
         def leaf(g, nu, mu, b):
-            a, e = cast(state.alpha, g.dtype), cast(state.eps, g.dtype)
-            nu = a * nu + (1 - a) * g * g
+            # 1 - alpha is formed in the state's precision: in bfloat16, alpha itself rounds badly.
+            a, ca, e = cast(state.alpha, g.dtype), cast(1 - state.alpha, g.dtype), cast(state.eps, g.dtype)
+            nu = a * nu + ca * g * g
             var = nu
             if centered:
-                mu = a * mu + (1 - a) * g
+                mu = a * mu + ca * g
                 var = nu - mu * mu
             d = jnp.sqrt(var + e) if eps_in_sqrt else jnp.sqrt(var) + e
             step = g / d
@@ -174,9 +175,12 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
         none = jax.tree_util.tree_map(lambda _: None, grads)
 
         def leaf(g, m, v, vmax, p):
+            # 1 - b is formed in the state's precision before the cast: in bfloat16, b2 = 0.999
+            # rounds to 1, and 1 - cast(b2) would be 0 (the second moment would never grow).
             c1, c2 = cast(state.b1, g.dtype), cast(state.b2, g.dtype)
-            m = c1 * m + (1 - c1) * g
-            v = c2 * v + (1 - c2) * g * g
+            d1, d2 = cast(1 - state.b1, g.dtype), cast(1 - state.b2, g.dtype)
+            m = c1 * m + d1 * g
+            v = c2 * v + d2 * g * g
             if amsgrad:
                 vmax = jnp.maximum(vmax, v)
             vhat = (vmax if amsgrad else v) * cast(inv_bc2, g.dtype)
