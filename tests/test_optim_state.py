@@ -103,7 +103,9 @@ def test_optimizer_built_inside_vmap_with_a_traced_rate(x64):
         return u
 
     batched = jax.vmap(run)(lrs)
-    np.testing.assert_allclose(batched["dense"]["w"][1], run(0.1)["dense"]["w"], rtol=1e-12)
+    # The leaves are float32: a traced and a constant-folded rate may round one ulp apart.
+    np.testing.assert_allclose(batched["dense"]["w"][1], run(0.1)["dense"]["w"], rtol=2e-7)
+    assert not np.allclose(batched["dense"]["w"][0], batched["dense"]["w"][1])
 
 
 def test_vmap_over_a_batch_of_states():
