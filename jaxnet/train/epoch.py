@@ -19,10 +19,13 @@ and shapes therefore hits jax's own (bounded) compilation cache and does not ret
 jaxnet keeps no cache or other mutable state of its own. Build the model and the
 optimizer once and reuse them; a fresh ``adam(1e-3)`` is a new function and compiles anew.
 
-Non-finite guard. After every step the loss and the new params/state are checked;
-on the first non-finite value the step's result is discarded, the carry keeps the
-last finite params/state/optimizer state, every remaining step and epoch is skipped,
-and the epoch and step are recorded.
+Non-finite guard. The result is as if, after every step, the loss and the new
+params/state were checked; on the first non-finite value the step's result is
+discarded, the carry keeps the last finite params/state/optimizer state, every
+remaining step and epoch is skipped, and the epoch and step are recorded. To keep the
+common path fast, an epoch first runs unguarded, checking each step's loss and the
+final params once; only an epoch that met a non-finite value is replayed with the
+per-step check (see :func:`train_epoch`).
 """
 from __future__ import annotations
 
@@ -117,18 +120,32 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     ``metrics`` holds the means, over the epoch's finite steps, of the step metrics.
     ``halted`` comes in (skip everything) and goes out (a non-finite value was met at
     ``bad_step``, -1 if none).
+
+    The guard costs almost nothing on the common path: a plain scan runs the epoch and
+    records only whether each step's loss was finite, and the final params and state are
+    checked once. Only when that finds a non-finite value is the epoch replayed from its
+    start, with the full per-step check (loss, params and state) and a select that keeps
+    the last finite values. The replay draws the same keys and batches, so it reproduces
+    the plain run step for step up to the first bad step.
     """
     step = cfg.step_fn()
     k_shuffle, k_steps = jax.random.split(key)
     idx, mask = shuffle_batches(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
     steps = idx.shape[0]
+    xs = (jnp.arange(steps, dtype=jnp.int32), idx, mask)
 
     def take_step(p, s, o, i, bi, bm):
         xb, yb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0)
         batch = (xb, yb, jnp.take(w, bi, axis=0) * bm) if cfg.weighted else (xb, yb)
         return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
 
-    def body(carry, inp):
+    log_shapes = jax.eval_shape(lambda: take_step(params, state, opt_state, *(a[0] for a in xs))[3])
+
+    def plain_body(carry, inp):
+        p, s, o, logs = take_step(*carry, *inp)
+        return (p, s, o), logs
+
+    def guarded_body(carry, inp):
         p, s, o, stop, bad = carry
         i, bi, bm = inp
 
@@ -137,8 +154,6 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
             ok = jnp.isfinite(logs["loss"]) & tree_all_finite((p2, s2))
             return tree_select(ok, (p2, s2, o2), (p, s, o)), logs, ok
 
-        log_shapes = jax.eval_shape(lambda: take_step(p, s, o, i, bi, bm)[3])
-
         def skip(_):
             return (p, s, o), _zeros_like_shapes(log_shapes), jnp.asarray(False)
 
@@ -146,9 +161,24 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
         bad = jnp.where(~stop & ~ok, i, bad)
         return (p, s, o, stop | ~ok, bad), (logs, ok)
 
-    init = (params, state, opt_state, jnp.asarray(halted), jnp.asarray(-1, jnp.int32))
-    (params, state, opt_state, halted, bad), (logs, ok) = lax.scan(
-        body, init, (jnp.arange(steps, dtype=jnp.int32), idx, mask))
+    def replay(_):
+        init = (params, state, opt_state, jnp.asarray(False), jnp.asarray(-1, jnp.int32))
+        (p, s, o, stop, bad), (logs, ok) = lax.scan(guarded_body, init, xs)
+        return p, s, o, stop, bad, logs, ok
+
+    def run(_):
+        (p, s, o), logs = lax.scan(plain_body, (params, state, opt_state), xs)
+        fine = jnp.all(jnp.isfinite(logs["loss"])) & tree_all_finite((p, s))
+        all_ok = jnp.ones((steps,), bool)
+        return lax.cond(fine, lambda _: (p, s, o, jnp.asarray(False), jnp.asarray(-1, jnp.int32), logs, all_ok),
+                        replay, None)
+
+    def skip_epoch(_):
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((steps,) + a.shape, a.dtype), log_shapes)
+        return (params, state, opt_state, jnp.asarray(True), jnp.asarray(-1, jnp.int32), zeros,
+                jnp.zeros((steps,), bool))
+
+    params, state, opt_state, halted, bad, logs, ok = lax.cond(jnp.asarray(halted), skip_epoch, run, None)
     count = jnp.maximum(jnp.sum(ok), 1).astype(jnp.float32)
     means = {k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32)) / count for k, v in logs.items()}
     return params, state, opt_state, halted, bad, means
