@@ -7,6 +7,7 @@ import pytest
 import jaxnet as jn
 from jaxnet.nn import losses
 from jaxnet.data import shuffle_batches
+from jaxnet.train import epoch as epoch_module
 from jaxnet.train import make_train_epoch, make_train_step
 
 LOSS = losses.softmax_cross_entropy_with_integer_labels
@@ -22,8 +23,12 @@ def _copy(t):
     return jax.tree_util.tree_map(jnp.copy, t)
 
 
+@pytest.mark.parametrize("pregather", [True, False])
 @pytest.mark.parametrize("drop_last", [True, False])
-def test_scan_epoch_equals_python_stepped_epoch(drop_last):
+def test_scan_epoch_equals_python_stepped_epoch(drop_last, pregather, monkeypatch):
+    # Small data is gathered once per epoch; larger data is gathered step by step. Both must agree.
+    if not pregather:
+        monkeypatch.setattr(epoch_module, "PREGATHER_BYTES", 0)
     x, y = _data()
     model = jn.MLP([16, 3], "tanh")
     _, params, state = model.init(jax.random.PRNGKey(0), (-1, 5))

@@ -114,6 +114,10 @@ def _zeros_like_shapes(shapes):
     return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+PREGATHER_BYTES = 256 * 2**20
+"""Data up to this size (x, y and weights together) is gathered once per epoch, not per step."""
+
+
 def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halted=False):
     """One epoch as one ``lax.scan``; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
 
@@ -132,14 +136,28 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     k_shuffle, k_steps = jax.random.split(key)
     idx, mask = shuffle_batches(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
     steps = idx.shape[0]
-    xs = (jnp.arange(steps, dtype=jnp.int32), idx, mask)
+    # Gathering the whole shuffled epoch at once is one large copy instead of a small gather per
+    # step (several times cheaper per step on a CPU); it needs the data a second time in memory,
+    # so it is done only when that copy is small.
+    pregather = sum(a.size * a.dtype.itemsize for a in (x, y, w)) <= PREGATHER_BYTES
+    order = jnp.arange(steps, dtype=jnp.int32)
+    if pregather:  # scan over (i, (x batch, y batch, weights))
+        cut = lambda a: jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size) + a.shape[1:])
+        xs = (order, (cut(x), cut(y), cut(w) * mask))
+    else:  # scan over (i, (batch indices, mask)) and gather inside each step
+        xs = (order, (idx, mask))
 
-    def take_step(p, s, o, i, bi, bm):
-        xb, yb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0)
-        batch = (xb, yb, jnp.take(w, bi, axis=0) * bm) if cfg.weighted else (xb, yb)
+    def take_step(p, s, o, i, data):
+        if pregather:
+            xb, yb, wb = data
+        else:
+            bi, bm = data
+            xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
+        batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
         return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
 
-    log_shapes = jax.eval_shape(lambda: take_step(params, state, opt_state, *(a[0] for a in xs))[3])
+    first = jax.tree_util.tree_map(lambda a: a[0], xs)
+    log_shapes = jax.eval_shape(lambda: take_step(params, state, opt_state, *first)[3])
 
     def plain_body(carry, inp):
         p, s, o, logs = take_step(*carry, *inp)
@@ -147,10 +165,10 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
 
     def guarded_body(carry, inp):
         p, s, o, stop, bad = carry
-        i, bi, bm = inp
+        i, data = inp
 
         def go(_):
-            p2, s2, o2, logs = take_step(p, s, o, i, bi, bm)
+            p2, s2, o2, logs = take_step(p, s, o, i, data)
             ok = jnp.isfinite(logs["loss"]) & tree_all_finite((p2, s2))
             return tree_select(ok, (p2, s2, o2), (p, s, o)), logs, ok
 
