@@ -105,6 +105,12 @@ def time_calls(run, *, min_time: float, min_repeats: int = 3, max_repeats: int =
     return first, times
 
 
+def time_job(run, *, min_time: float, smoke: bool):
+    """:func:`time_calls` with the suite's policy: smoke mode checks the plumbing with one timed
+    call, a real job times at least 3 calls and ``min_time`` seconds."""
+    return time_calls(run, min_time=0.01 if smoke else min_time, min_repeats=1 if smoke else 3)
+
+
 def emit(result: dict) -> None:
     """Print the worker's result line (the driver reads the last one)."""
     print(RESULT_TAG + " " + json.dumps(result), flush=True)

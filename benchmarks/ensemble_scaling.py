@@ -103,8 +103,7 @@ def worker(argv) -> None:
     x, y = C.make_data(cfg, steps)
     try:
         run = VARIANTS[variant](cfg, steps, int(k), dtype, x, y)
-        first, times = C.time_calls(run, min_time=0.01 if smoke == "1" else MIN_TIME[profile],
-                                    min_repeats=1 if smoke == "1" else 3)
+        first, times = C.time_job(run, min_time=MIN_TIME[profile], smoke=smoke == "1")
     except V.Unavailable as e:
         return C.emit({"unavailable": str(e)})
     except Exception as e:  # noqa: BLE001

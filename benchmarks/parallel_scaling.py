@@ -95,8 +95,7 @@ def worker(argv) -> None:
         x, y = C.make_data(cfg, steps)
         try:
             run = build(variant, cfg, steps, int(devices), dtype, x, y)
-            _, times = C.time_calls(run, min_time=0.01 if smoke == "1" else MIN_TIME[profile],
-                                    min_repeats=1 if smoke == "1" else 3)
+            _, times = C.time_job(run, min_time=MIN_TIME[profile], smoke=smoke == "1")
         except V.Unavailable as e:
             return C.emit({"unavailable": str(e)})
         except Exception as e:  # noqa: BLE001

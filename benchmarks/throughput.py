@@ -47,8 +47,7 @@ def worker(argv) -> None:
         x, y = C.make_data(cfg, steps)
         try:
             run = build(cfg, steps, dtype, x, y)
-            first, times = C.time_calls(run, min_time=0.01 if smoke else MIN_TIME[profile][cfg.name],
-                                        min_repeats=1 if smoke else 3)
+            first, times = C.time_job(run, min_time=MIN_TIME[profile].get(cfg.name, 0.0), smoke=smoke)  # no entry for "smoke"
         except V.Unavailable as e:
             return C.emit({"unavailable": str(e)})
         except Exception as e:  # noqa: BLE001 - one failing config must not hide the others
