@@ -143,7 +143,7 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     order = jnp.arange(steps, dtype=jnp.int32)
     if pregather:  # scan over (i, (x batch, y batch, weights))
         cut = lambda a: jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size) + a.shape[1:])
-        xs = (order, (cut(x), cut(y), cut(w) * mask))
+        xs = (order, (cut(x), cut(y), cut(w) * mask if cfg.weighted else mask))  # weights only when used
     else:  # scan over (i, (batch indices, mask)) and gather inside each step
         xs = (order, (idx, mask))
 
