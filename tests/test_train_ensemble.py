@@ -90,6 +90,51 @@ def test_each_member_has_its_own_nonfinite_guard():
     assert int(r.opt_state.count[1]) == blown.nonfinite["step"] and int(r.opt_state.count[0]) == 30
 
 
+def test_a_blown_member_leaves_the_others_as_separate_fits():
+    # one member's NaN makes every member replay its epoch with the guard; the replay must
+    # reproduce the finite members' plain run
+    x, y = jn.data.circle(jax.random.PRNGKey(4), 120)
+    model, key = jn.MLP([8, 2]), jax.random.PRNGKey(5)
+    r = fit_ensemble(model, LOSS, jn.sgd(0.1), (x, y), members=2, epochs=3, batch_size=12, key=key,
+                     hyperparams={"learning_rate": [0.1, 1e30]}, progress=False)
+    assert r.histories[1].stop_reason == "nonfinite" and r.histories[0].stop_reason is None
+    single = fit(model, LOSS, jn.sgd(0.1), (x, y), epochs=3, batch_size=12, key=jax.random.fold_in(key, 0),
+                 progress=False)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+                           unstack(r.params, 0), single.params)
+
+
+def _scans_outside_cond(jaxpr) -> int:
+    """``scan`` equations of a jaxpr that always run (not inside a ``cond`` branch), nested ones included."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "cond":
+            continue
+        count += eqn.primitive.name == "scan"
+        for v in eqn.params.values():
+            inner = getattr(v, "jaxpr", v)
+            if hasattr(inner, "eqns"):
+                count += _scans_outside_cond(inner)
+    return count
+
+
+def test_members_replay_an_epoch_only_when_one_of_them_is_non_finite():
+    # under vmap a per-member lax.cond becomes a select that runs both branches: the guarded
+    # replay must sit behind one decision for all members, else every epoch runs twice
+    from jaxnet.train import epoch as E
+    from jaxnet.train.ensemble import stack
+
+    model, opt = jn.MLP([4, 2]), jn.sgd(0.1)
+    cfg = E.make_config(model, LOSS, opt, n=16, batch_size=4, weighted=True)
+    inits = [model.init(jax.random.PRNGKey(m), (-1, 2))[1:] for m in range(3)]
+    carry = stack([E.initial_carry(cfg, p, s, opt.init(p)) for p, s in inits])
+    x, y, w = jnp.ones((16, 2)), jnp.zeros((16,), jnp.int32), jnp.ones((3, 16))
+    es = jnp.arange(2, dtype=jnp.int32)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    jaxpr = jax.make_jaxpr(lambda c: E._run_members(cfg, c, x, y, w, None, keys, es, es >= 0))(carry).jaxpr
+    assert _scans_outside_cond(jaxpr) == 2  # the loop over epochs and one plain scan per epoch
+
+
 def test_members_of_different_architectures():
     x, y = jn.data.circle(jax.random.PRNGKey(6), 300)
     members = []

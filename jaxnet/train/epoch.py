@@ -118,7 +118,7 @@ PREGATHER_BYTES = 256 * 2**20
 """Data up to this size (x, y and weights together) is gathered once per epoch, not per step."""
 
 
-def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halted=False):
+def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halted=False, *, axis_name=None):
     """One epoch as one ``lax.scan``; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
 
     ``metrics`` holds the means, over the epoch's finite steps, of the step metrics.
@@ -131,6 +131,12 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     start, with the full per-step check (loss, params and state) and a select that keeps
     the last finite values. The replay draws the same keys and batches, so it reproduces
     the plain run step for step up to the first bad step.
+
+    ``axis_name``: the ``jax.vmap`` axis of ensemble members, when the epoch runs under one.
+    The replay decision is then taken for all members at once (any member non-finite:
+    all replay, which leaves the finite members' results unchanged). A per-member decision
+    would be a batched ``lax.cond``, which ``vmap`` turns into running both branches: the
+    replay would run on every epoch.
     """
     step = cfg.step_fn()
     k_shuffle, k_steps = jax.random.split(key)
@@ -187,6 +193,8 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     def run(_):
         (p, s, o), logs = lax.scan(plain_body, (params, state, opt_state), xs)
         fine = jnp.all(jnp.isfinite(logs["loss"])) & tree_all_finite((p, s))
+        if axis_name is not None:  # one decision for all members: an unbatched predicate stays a real cond
+            fine = lax.pmin(fine.astype(jnp.int32), axis_name).astype(bool)
         all_ok = jnp.ones((steps,), bool)
         return lax.cond(fine, lambda _: (p, s, o, jnp.asarray(False), jnp.asarray(-1, jnp.int32), logs, all_ok),
                         replay, None)
@@ -246,8 +254,10 @@ def initial_carry(cfg: EngineConfig, params, state, opt_state, *, best_value=Non
                  jnp.asarray(False), jnp.asarray(False), jnp.asarray(-1, jnp.int32), jnp.asarray(-1, jnp.int32))
 
 
-def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, active):
+def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, active, *, axis_name=None):
     """Run the epochs listed in ``epochs`` (``active`` False: skip) as one ``lax.scan``.
+
+    ``axis_name``: the members' ``jax.vmap`` axis, passed on to :func:`train_epoch`.
 
     Returns ``(carry, (metrics, ran))`` with per-epoch stacked metrics and a bool ``ran``.
     """
@@ -255,7 +265,7 @@ def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, activ
 
     def one_epoch(c: Carry, e):
         p, s, o, halted, bad, logs = train_epoch(cfg, c.params, c.state, c.opt_state, x, y, w,
-                                                 jax.random.fold_in(key, e), c.halted)
+                                                 jax.random.fold_in(key, e), c.halted, axis_name=axis_name)
         if cfg.has_val:
             vlogs = evaluate_batched(cfg, p, s, *val)
             logs = {**logs, **{f"val_{k}": v for k, v in vlogs.items()}}
@@ -287,9 +297,12 @@ def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, activ
 run_epochs_jit = jax.jit(run_epochs, static_argnums=0, donate_argnums=1)
 
 
+_MEMBERS = "members"  # the vmap axis of an ensemble's members
+
+
 def _run_members(cfg, carry, x, y, w, val, key, epochs, active):
-    fn = lambda c, w_, k: run_epochs(cfg, c, x, y, w_, val, k, epochs, active)
-    return jax.vmap(fn)(carry, w, key)
+    fn = lambda c, w_, k: run_epochs(cfg, c, x, y, w_, val, k, epochs, active, axis_name=_MEMBERS)
+    return jax.vmap(fn, axis_name=_MEMBERS)(carry, w, key)
 
 
 run_members_jit = jax.jit(_run_members, static_argnums=0, donate_argnums=1)
