@@ -45,7 +45,7 @@ def test_round_trip_keeps_values_dtypes_structure(setup, tmp_path):
     meta, arrays = read_checkpoint(path)
     assert meta["format_version"] == FORMAT_VERSION
     assert meta["entries"]["params/dense_0/w"] == {"shape": [2, 12], "dtype": "<f4"}
-    assert meta["entries"]["opt_state/learning_rate"] == {"shape": [], "dtype": "<f4"}
+    assert meta["entries"]["opt_state/hyper/learning_rate"] == {"shape": [1], "dtype": "<f4"}  # named entries
     assert meta["checksum"] == C.checksum(arrays)
 
 
@@ -88,6 +88,16 @@ def test_checkpoint_of_another_model_names_the_first_differing_path(setup, tmp_p
     _, other, ostate = jn.serial(jn.Dense(12)).init(jax.random.PRNGKey(0), (-1, 2))
     with pytest.raises(CheckpointError, match="another model: it has 'params/dense_2/b', which this model lacks"):
         load_checkpoint(path, params=other, state=ostate)
+
+
+def test_checkpoint_of_another_optimizer_is_rejected_by_its_hyperparameter_names(setup, tmp_path):
+    _, params, state, _, _ = setup
+    # momentum SGD with and without dampening: the same moment buffers, different hyperparameters
+    path = save_checkpoint(tmp_path / "a.npz", params=params, opt_state=jn.sgd(0.1, momentum=0.9).init(params))
+    with pytest.raises(CheckpointError, match="hyper/learning_rate,momentum"):
+        load_checkpoint(path, params=params, opt_state=jn.sgd(0.1, momentum=0.9, dampening=0.1).init(params))
+    ck = load_checkpoint(path, params=params, opt_state=jn.sgd(0.5, momentum=0.1).init(params))
+    np.testing.assert_allclose(np.asarray(ck.opt_state.hyper.values), [0.1, 0.9])  # the stored values, not the template's
 
 
 def test_truncated_and_corrupted_files_are_rejected(setup, tmp_path):

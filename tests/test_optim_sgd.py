@@ -152,7 +152,7 @@ def test_dampening_field_only_when_built_with_dampening():
     params = {"w": jnp.ones(2)}
     s = O.sgd(0.1, momentum=0.9).init(params)
     assert s.dampening is None and s.momentum is not None
-    with pytest.raises(ValueError, match="dampening of SgdState is None"):
+    with pytest.raises(ValueError, match=r"no hyperparameter 'dampening'; it has \['learning_rate', 'momentum'\]"):
         O.set_hyperparameter(s, "dampening", 0.5)
     s = O.set_hyperparameter(O.sgd(0.1, momentum=0.9, dampening=0.1).init(params), "dampening", 0.5)
     assert float(s.dampening) == 0.5

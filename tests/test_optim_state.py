@@ -155,9 +155,45 @@ def test_set_hyperparameter_keeps_dtype_and_weak_type():
     new = O.set_hyperparameter(state, "learning_rate", 0.5)
     assert new.learning_rate.dtype == state.learning_rate.dtype
     assert new.learning_rate.weak_type == state.learning_rate.weak_type
-    # NamedTuple _replace is the other documented way.
-    alt = state._replace(learning_rate=jnp.asarray(0.5, state.learning_rate.dtype))
+    # rebuilding one state's Hyperparameters is the other documented way.
+    alt = state._replace(hyper=state.hyper.replace("learning_rate", 0.5))
     np.testing.assert_array_equal(alt.learning_rate, new.learning_rate)
+
+
+@pytest.mark.parametrize("build, names", [
+    (lambda: O.adam(1e-3), ["learning_rate", "b1", "b2", "eps", "eps_root"]),
+    (lambda: O.adamw(1e-3), ["learning_rate", "b1", "b2", "eps", "eps_root", "weight_decay"]),
+    (lambda: O.rmsprop(0.01, momentum=0.9), ["learning_rate", "alpha", "eps", "momentum"]),
+    (lambda: O.adagrad(0.1), ["learning_rate", "lr_decay", "eps"]),
+    (lambda: O.sgd(0.1, momentum=0.9, dampening=0.1), ["learning_rate", "momentum", "dampening"]),
+])
+def test_hyperparameters_are_one_leaf_of_the_state(build, names):
+    # one input buffer for a compiled step, however many hyperparameters (see benchmarks/step_overhead.py)
+    state = build().init(PARAMS)
+    hyper = state.hyper
+    assert list(hyper.names) == names and hyper.values.shape == (len(names),)
+    assert jax.tree_util.tree_leaves(hyper) == [hyper.values]
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
+    # besides the param-shaped buffers (moments), two leaves: the count and the hyperparameters,
+    # whose path names them (a checkpoint stores it under that name)
+    assert [p for p in paths if "dense" not in p] == [".count", f".hyper.{','.join(names)}"]
+    for i, name in enumerate(names):  # each readable by name and as a property
+        assert float(hyper[name]) == float(getattr(state, name)) == float(hyper.values[i])
+
+
+def test_hyperparameters_stacked_scheduled_and_errors():
+    state = O.sgd(O.exponential_decay(0.1, 0.01), momentum=0.9).init(PARAMS)
+    assert state.learning_rate is None and state.hyper.scheduled == ("learning_rate",)
+    with pytest.raises(KeyError, match="'learning_rate' has no stored value: it follows a schedule"):
+        state.hyper["learning_rate"]
+    with pytest.raises(KeyError, match=r"'b1' has no stored value: it has \['momentum'\]"):
+        state.hyper["b1"]
+    # stacked copies (an ensemble): values [K, n], a read gives [K], a replace broadcasts over K
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *(O.adam(lr).init(PARAMS) for lr in (0.1, 0.2, 0.3)))
+    np.testing.assert_allclose(stacked.learning_rate, [0.1, 0.2, 0.3], rtol=1e-6)
+    assert stacked.hyper.values.shape == (3, 5)
+    np.testing.assert_allclose(stacked.hyper.replace("b2", 0.5)["b2"], [0.5] * 3)
+    assert "learning_rate=0.001" in repr(O.adam(1e-3).init(PARAMS).hyper)
 
 
 def test_schedule_is_evaluated_on_the_count():

@@ -55,7 +55,7 @@ def test_step_compiles_once_and_learning_rate_change_does_not_recompile():
     opt_state = opt.init(params)
     for i in range(3):
         params, state, opt_state, _ = step(params, state, opt_state, (x, y), jax.random.PRNGKey(i))
-    opt_state = opt_state._replace(learning_rate=jnp.asarray(0.01, jnp.float32))
+    opt_state = jn.optim.set_hyperparameter(opt_state, "learning_rate", 0.01)
     params, state, opt_state, _ = step(params, state, opt_state, (x, y), jax.random.PRNGKey(9))
     assert len(traces) == 1
 

@@ -71,7 +71,7 @@ def test_disjoint_subsets_and_per_member_learning_rates():
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, b), unstack(r.params, 0), p0)
     moved = [float(jnp.abs(unstack(r.params, k)["dense_0"]["w"] - p0["dense_0"]["w"]).max()) for k in (1, 2)]
     assert all(m > 0 for m in moved)
-    with pytest.raises(ValueError, match="no field 'beta'"):
+    with pytest.raises(ValueError, match=r"no hyperparameter 'beta'; it has \['learning_rate'\]"):
         set_member_hyperparameter(r.opt_state, "beta", 0.5)
     with pytest.raises(ValueError, match=r"must have 3 values \(one per member\)"):
         fit_ensemble(model, LOSS, jn.sgd(0.1), (x, y), members=3, epochs=1, batch_size=12, key=jax.random.PRNGKey(5),

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
-from jaxnet.optim.hyperparams import cast, check_hyperparameter, current, init_value
+from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
 from jaxnet.types import Optimizer
 
 
@@ -22,13 +22,16 @@ def _zeros(params):
 
 
 class AdagradState(NamedTuple):
-    """State of :func:`adagrad`: ``sum`` is the running sum of squared gradients."""
+    """State of :func:`adagrad`: ``sum`` is the running sum of squared gradients; ``hyper`` holds
+    ``learning_rate`` (unless scheduled), ``lr_decay`` and ``eps``, also readable as properties."""
 
     count: jax.Array
     sum: Any
-    learning_rate: Any
-    lr_decay: jax.Array
-    eps: jax.Array
+    hyper: Hyperparameters
+
+    learning_rate = hyper_property("learning_rate")
+    lr_decay = hyper_property("lr_decay")
+    eps = hyper_property("eps")
 
 
 def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10) -> Optimizer:
@@ -48,7 +51,7 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
 
     def init(params):
         s = jax.tree_util.tree_map(lambda p: jnp.full(jnp.shape(p), acc0, jnp.result_type(p)), params)
-        return AdagradState(jnp.zeros([], jnp.int32), s, init_value(lr), init_value(decay), init_value(eps_))
+        return AdagradState(jnp.zeros([], jnp.int32), s, Hyperparameters.pack(learning_rate=lr, lr_decay=decay, eps=eps_))
 
     def update(grads, state, params=None):
         del params
@@ -66,16 +69,20 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
 
 class RmspropState(NamedTuple):
     """State of :func:`rmsprop`: ``nu`` averages ``g^2``; ``mu`` averages ``g`` (centered only);
-    ``trace`` is the momentum buffer (only with momentum)."""
+    ``trace`` is the momentum buffer (only with momentum); ``hyper`` holds ``learning_rate``
+    (unless scheduled), ``alpha``, ``eps`` and ``momentum`` (only with momentum), also readable
+    as properties."""
 
     count: jax.Array
     nu: Any
     mu: Any
     trace: Any
-    learning_rate: Any
-    alpha: jax.Array
-    eps: jax.Array
-    momentum: Any
+    hyper: Hyperparameters
+
+    learning_rate = hyper_property("learning_rate")
+    alpha = hyper_property("alpha")
+    eps = hyper_property("eps")
+    momentum = hyper_property("momentum")
 
 
 def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
@@ -101,10 +108,10 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
     use_momentum = not (isinstance(mom, float) and mom == 0.0)
 
     def init(params):
-        return RmspropState(
-            jnp.zeros([], jnp.int32), _zeros(params), _zeros(params) if centered else None,
-            _zeros(params) if use_momentum else None, init_value(lr), init_value(alpha_), init_value(eps_),
-            init_value(mom) if use_momentum else None)
+        hyper = (Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_, momentum=mom) if use_momentum
+                 else Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_))
+        return RmspropState(jnp.zeros([], jnp.int32), _zeros(params), _zeros(params) if centered else None,
+                            _zeros(params) if use_momentum else None, hyper)
 
     def update(grads, state, params=None):
         del params
@@ -136,18 +143,22 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
 
 class AdamState(NamedTuple):
     """State of :func:`adam` and :func:`adamw`: first moment ``mu``, second moment ``nu``,
-    their running maximum ``nu_max`` (AMSGrad only), and the hyperparameters."""
+    their running maximum ``nu_max`` (AMSGrad only), and ``hyper``: ``learning_rate`` (unless
+    scheduled), ``b1``, ``b2``, ``eps``, ``eps_root`` and ``weight_decay`` (AdamW only), also
+    readable as properties."""
 
     count: jax.Array
     mu: Any
     nu: Any
     nu_max: Any
-    learning_rate: Any
-    b1: jax.Array
-    b2: jax.Array
-    eps: jax.Array
-    eps_root: jax.Array
-    weight_decay: Any
+    hyper: Hyperparameters
+
+    learning_rate = hyper_property("learning_rate")
+    b1 = hyper_property("b1")
+    b2 = hyper_property("b2")
+    eps = hyper_property("eps")
+    eps_root = hyper_property("eps_root")
+    weight_decay = hyper_property("weight_decay")
 
 
 def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
@@ -161,9 +172,10 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
     wd = None if weight_decay is None else check_hyperparameter(owner, "weight_decay", weight_decay)
 
     def init(params):
+        decay = {} if wd is None else {"weight_decay": wd}
+        hyper = Hyperparameters.pack(learning_rate=lr, b1=b1_, b2=b2_, eps=eps_, eps_root=root, **decay)
         return AdamState(jnp.zeros([], jnp.int32), _zeros(params), _zeros(params),
-                         _zeros(params) if amsgrad else None, init_value(lr), init_value(b1_), init_value(b2_),
-                         init_value(eps_), init_value(root), None if wd is None else init_value(wd))
+                         _zeros(params) if amsgrad else None, hyper)
 
     def update(grads, state, params=None):
         if wd is not None and params is None:

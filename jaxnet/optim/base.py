@@ -66,11 +66,3 @@ def tree_map_n(fn, n: int, tree, *rest):
     treedef = jax.tree_util.tree_structure(tree)
     outs = [fn(*xs) for xs in zip(treedef.flatten_up_to(tree), *(treedef.flatten_up_to(r) for r in rest))]
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
-
-
-def as_hyperparameter(name: str, value, *, dtype=jnp.float32):
-    """Validate a scalar hyperparameter and turn it into an array (so it is traced, not baked in)."""
-    arr = jnp.asarray(value, dtype=dtype)
-    if arr.ndim != 0:
-        raise ValueError(f"{name} must be a scalar, got an array of shape {arr.shape}")
-    return arr

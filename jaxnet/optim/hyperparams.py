@@ -1,11 +1,16 @@
 """Hyperparameters as state: validation, schedules resolved on the step count, and editing a live state.
 
-Every optimizer keeps its hyperparameters as scalar arrays in the fields of its state
-NamedTuple (``state.learning_rate``, ``state.b1``, ...). A compiled step therefore reads
+Every optimizer keeps its hyperparameters as arrays in its state, so a compiled step reads
 them as inputs: changing one between calls does not recompile, and ``jax.vmap`` over a
-vector of them trains several copies at once. A hyperparameter given as a schedule
-``step -> value`` is a function, not a number, so its field holds ``None`` and the value is
-``schedule(state.count)`` at each update.
+vector of them trains several copies at once. ``sgd``, ``adagrad``, ``rmsprop`` and ``adam``
+keep all of theirs in ONE array, a :class:`Hyperparameters` pytree in the state's ``hyper``
+field, read by name (``state.hyper["b1"]``, or the property ``state.b1``): a compiled step
+takes one input buffer for them instead of one per hyperparameter, which on a GPU costs
+about 10 % of a small step (``benchmarks/step_overhead.py``). Single-valued transforms
+(clipping, weight decay) keep theirs as a scalar field of the same name.
+
+A hyperparameter given as a schedule ``step -> value`` is a function, not a number: it has
+no stored value (the property reads ``None``) and is ``schedule(state.count)`` at each update.
 """
 from __future__ import annotations
 
@@ -79,18 +84,93 @@ def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, hi
     return v
 
 
+def _is_schedule(spec) -> bool:
+    return callable(spec) and not hasattr(spec, "shape")
+
+
 def init_value(spec):
-    """The state field of a hyperparameter: a scalar array, or ``None`` for a schedule."""
-    if callable(spec) and not hasattr(spec, "shape"):
+    """The state field of a single-valued transform's hyperparameter: a scalar array, or ``None`` for a schedule."""
+    if _is_schedule(spec):
         return None
     return jnp.asarray(spec, dtype=float_dtype())
 
 
-def current(field, spec, count):
-    """The hyperparameter's value at this update: ``spec(count)`` for a schedule, else the state field."""
-    if callable(spec) and not hasattr(spec, "shape"):
+@jax.tree_util.register_pytree_with_keys_class
+class Hyperparameters:
+    """An optimizer's scalar hyperparameters in one array: ``values[..., i]`` is ``names[i]``.
+
+    One pytree leaf (one buffer for a compiled step) however many hyperparameters there are.
+    Stacked copies (an ensemble, a vmapped sweep) have leading axes: ``values`` is then
+    ``[K, len(names)]`` and ``hp["learning_rate"]`` is ``[K]``. ``scheduled`` lists the
+    hyperparameters that follow a schedule and so have no stored value. In a checkpoint the
+    array's path names its entries (``opt_state/hyper/learning_rate,b1,...``).
+    """
+
+    __slots__ = ("names", "scheduled", "values")
+
+    def __init__(self, names: tuple, values, scheduled: tuple = ()):
+        self.names, self.values, self.scheduled = tuple(names), values, tuple(scheduled)
+
+    @classmethod
+    def pack(cls, **specs) -> "Hyperparameters":
+        """From ``name=value or schedule`` (checked values, tracers allowed): the numbers stacked, schedules listed."""
+        names = tuple(k for k, v in specs.items() if not _is_schedule(v))
+        scheduled = tuple(k for k, v in specs.items() if _is_schedule(v))
+        dtype = float_dtype()
+        values = jnp.stack([jnp.asarray(specs[k], dtype) for k in names]) if names else None
+        return cls(names, values, scheduled)
+
+    def __contains__(self, name) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str):
+        if name not in self.names:
+            why = "it follows a schedule" if name in self.scheduled else f"it has {list(self.names)}"
+            raise KeyError(f"hyperparameter {name!r} has no stored value: {why}")
+        return self.values[..., self.names.index(name)]
+
+    def get(self, name: str, default=None):
+        """The value of ``name``, or ``default`` when it is absent or scheduled."""
+        return self[name] if name in self.names else default
+
+    def replace(self, name: str, value) -> "Hyperparameters":
+        """A copy with ``name`` set to ``value`` (broadcast over any stacked axes), in this array's dtype."""
+        i = self.names.index(name)
+        value = jnp.broadcast_to(jnp.asarray(value, self.values.dtype), self.values.shape[:-1])
+        return Hyperparameters(self.names, self.values.at[..., i].set(value), self.scheduled)
+
+    def tree_flatten_with_keys(self):
+        # the leaf's path names its entries: "opt_state/hyper/learning_rate,b1,b2,eps,eps_root" in a checkpoint
+        return ((jax.tree_util.GetAttrKey(",".join(self.names)), self.values),), (self.names, self.scheduled)
+
+    def tree_flatten(self):
+        return (self.values,), (self.names, self.scheduled)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(aux[0], children[0], aux[1])
+
+    def __repr__(self) -> str:
+        if self.values is None or not hasattr(self.values, "shape"):
+            return f"Hyperparameters({self.names}, {self.values!r})"
+        if self.values.ndim == 1 and not _is_tracer(self.values):
+            inner = ", ".join(f"{k}={float(v):.6g}" for k, v in zip(self.names, self.values))
+        else:
+            inner = f"names={self.names}, values {self.values.dtype}{list(self.values.shape)}"
+        sched = f", scheduled={self.scheduled}" if self.scheduled else ""
+        return f"Hyperparameters({inner}{sched})"
+
+
+def hyper_property(name: str) -> property:
+    """A read-only state attribute ``name`` that reads ``self.hyper[name]`` (``None`` if scheduled or absent)."""
+    return property(lambda self: self.hyper.get(name), doc=f"``{name}`` from ``hyper`` (None if scheduled or absent).")
+
+
+def current(stored, spec, count):
+    """The hyperparameter's value at this update: ``spec(count)`` for a schedule, else ``stored``."""
+    if _is_schedule(spec):
         return jnp.asarray(spec(count))
-    return field
+    return stored
 
 
 def cast(x, dtype):
@@ -119,17 +199,60 @@ def _walk(node, visit):
     return node
 
 
-def set_hyperparameter(opt_state, name: str, value):
-    """Return ``opt_state`` with every hyperparameter field called ``name`` set to ``value``.
+def replace_hyperparameter(opt_state, name: str, fn, *, owner: str):
+    """Return ``opt_state`` with every stored hyperparameter ``name`` replaced by ``fn(old)``.
 
-    Works on any state built by :mod:`jaxnet.optim` (including ``chain`` and ``switch``
-    states: all fields of that name change). The new value keeps the field's dtype and shape,
-    so a compiled step given the new state does not recompile. To change only one of several
-    fields of the same name, rebuild that NamedTuple with ``_replace``.
+    ``old`` is the current value with any stacked axes (``[K]`` for an ensemble's state);
+    ``fn`` returns the new value of the same shape. Both a :class:`Hyperparameters` entry and
+    a state field of that name count. ``owner`` names the caller in errors.
 
     Raises:
-      ValueError: if no field ``name`` exists, if it is driven by a schedule (its field is
-        ``None``), or if a concrete ``value`` is out of range (e.g. a negative learning rate).
+      ValueError: if no stored hyperparameter ``name`` exists, naming the ones that do, or
+        if it follows a schedule.
+    """
+    found, scheduled = [], []
+
+    def visit(nt):
+        hp = getattr(nt, "hyper", None)
+        if isinstance(hp, Hyperparameters):
+            if name in hp.names:
+                found.append(type(nt).__name__)
+                return nt._replace(hyper=hp.replace(name, fn(hp[name])))
+            if name in hp.scheduled:
+                scheduled.append(type(nt).__name__)
+            return nt
+        if name not in nt._fields or name == "count":
+            return nt
+        old = getattr(nt, name)
+        if old is None:
+            scheduled.append(type(nt).__name__)
+            return nt
+        found.append(type(nt).__name__)
+        return nt._replace(**{name: fn(old)})
+
+    out = _walk(opt_state, visit)
+    if not found:
+        if scheduled:
+            raise ValueError(f"{owner}: {name} of {scheduled[0]} is None: it follows a schedule (build "
+                             f"the optimizer with a new schedule instead) or this optimizer was built without it")
+        raise ValueError(f"{owner}: the optimizer state has no hyperparameter {name!r}; "
+                         f"it has {sorted(hyperparameters(opt_state))}")
+    return out
+
+
+def set_hyperparameter(opt_state, name: str, value):
+    """Return ``opt_state`` with every hyperparameter called ``name`` set to ``value``.
+
+    Works on any state built by :mod:`jaxnet.optim` (including ``chain`` and ``switch``
+    states: all hyperparameters of that name change). The new value keeps the stored dtype
+    and shape, so a compiled step given the new state does not recompile. To change only one
+    of several of the same name, rebuild that state with
+    ``s._replace(hyper=s.hyper.replace(name, value))``.
+
+    Raises:
+      ValueError: if no hyperparameter ``name`` is stored, if it is driven by a schedule, if
+        the value is not a scalar, or if a concrete ``value`` is out of range (e.g. a
+        negative learning rate).
     """
     lo_hi = _RANGES.get(name)
     if not _is_tracer(value):
@@ -140,43 +263,32 @@ def set_hyperparameter(opt_state, name: str, value):
             arr = np.asarray(value)
             if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
                 raise ValueError(f"set_hyperparameter: {name} must be finite, got {value!r}")
-    found, scheduled = [], []
 
-    def visit(nt):
-        if name not in nt._fields or name == "count":
-            return nt
-        old = getattr(nt, name)
-        if old is None:
-            scheduled.append(type(nt).__name__)
-            return nt
-        found.append(type(nt).__name__)
-        new = jnp.asarray(value, dtype=jnp.asarray(old).dtype)
-        if new.shape != jnp.shape(old):
-            raise ValueError(f"set_hyperparameter: {name} must have shape {jnp.shape(old)}, got {new.shape}")
-        return nt._replace(**{name: new})
+    def new(old):
+        v = jnp.asarray(value, dtype=jnp.asarray(old).dtype)
+        if v.shape != jnp.shape(old):
+            raise ValueError(f"set_hyperparameter: {name} must have shape {jnp.shape(old)}, got {v.shape}")
+        return v
 
-    out = _walk(opt_state, visit)
-    if not found:
-        if scheduled:
-            raise ValueError(f"set_hyperparameter: {name} of {scheduled[0]} is None: it follows a schedule (build "
-                             f"the optimizer with a new schedule instead) or this optimizer was built without it")
-        raise ValueError(f"set_hyperparameter: the optimizer state has no hyperparameter {name!r}; "
-                         f"it has {sorted(hyperparameters(opt_state))}")
-    return out
+    return replace_hyperparameter(opt_state, name, new, owner="set_hyperparameter")
 
 
 def hyperparameters(opt_state) -> dict:
-    """The hyperparameter fields of a state, name -> scalar array (the first of each name).
+    """The stored hyperparameters of a state, name -> value (the first of each name).
 
-    Scheduled hyperparameters (whose field is ``None``) and absent ones are left out.
+    Scheduled hyperparameters (no stored value) and absent ones are left out.
     """
     out: dict = {}
 
     def visit(nt):
+        hp = getattr(nt, "hyper", None)
+        if isinstance(hp, Hyperparameters):
+            for f in hp.names:
+                out.setdefault(f, hp[f])
+            return nt
         for f in nt._fields:
             v = getattr(nt, f)
-            is_scalar = hasattr(v, "shape") and jnp.shape(v) == ()
-            if f not in ("count", "switched") and f not in out and is_scalar and f in _HYPER_FIELDS:
+            if f in _HYPER_FIELDS and f not in out and hasattr(v, "shape"):
                 out[f] = v
         return nt
 

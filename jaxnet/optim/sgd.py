@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
-from jaxnet.optim.hyperparams import cast, check_hyperparameter, current, init_value
+from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
 from jaxnet.types import Optimizer
 
 
@@ -28,17 +28,20 @@ class SgdState(NamedTuple):
 
     Attributes:
       count: number of updates taken (int32).
-      learning_rate: scalar array, or ``None`` when the learning rate is a schedule.
-      momentum: scalar array, or ``None`` for plain SGD (built with ``momentum=0``).
-      dampening: scalar array, or ``None`` when built with ``dampening=0`` (no dampening term).
+      hyper: the :class:`~jaxnet.optim.hyperparams.Hyperparameters` ``learning_rate`` (unless
+        it is a schedule), ``momentum`` (unless plain SGD, built with ``momentum=0``) and
+        ``dampening`` (unless built with ``dampening=0``: no dampening term); each is also
+        readable as a property, ``None`` where absent.
       trace: the momentum buffer ``b`` (a pytree like the params), or ``None`` for plain SGD.
     """
 
     count: jax.Array
-    learning_rate: Any
-    momentum: Any = None
-    dampening: Any = None
+    hyper: Hyperparameters
     trace: Any = None
+
+    learning_rate = hyper_property("learning_rate")
+    momentum = hyper_property("momentum")
+    dampening = hyper_property("dampening")
 
 
 def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False) -> Optimizer:
@@ -76,9 +79,11 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
     def init(params):
         count = jnp.zeros([], jnp.int32)
         if plain:
-            return SgdState(count, init_value(lr))
+            return SgdState(count, Hyperparameters.pack(learning_rate=lr))
         trace = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
-        return SgdState(count, init_value(lr), init_value(mu), None if undamped else init_value(damp), trace)
+        hyper = (Hyperparameters.pack(learning_rate=lr, momentum=mu) if undamped
+                 else Hyperparameters.pack(learning_rate=lr, momentum=mu, dampening=damp))
+        return SgdState(count, hyper, trace)
 
     def update(grads, state, params=None):
         del params

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.optim.hyperparams import replace_hyperparameter
 from jaxnet.train import epoch as E
 from jaxnet.train.fit import (_positive_int, _Progress, check_data, check_model_fits, pad_batches,
                               split_validation)
@@ -79,46 +80,21 @@ def member_weights(key, members: int, n: int, subsets=None) -> jax.Array:
 
 
 def set_member_hyperparameter(opt_state, name: str, values):
-    """Set the field ``name`` of a member-stacked optimizer state to one value per member.
+    """Set the hyperparameter ``name`` of a member-stacked optimizer state to one value per member.
 
-    ``values`` has shape ``[K]`` (or broadcasts to the field's stacked shape); every
-    NamedTuple field called ``name`` changes. (:func:`jaxnet.optim.set_hyperparameter`
-    sets one scalar in an unstacked state.)
+    ``values`` has shape ``[K]`` (or broadcasts to the stacked shape); every hyperparameter
+    called ``name`` changes. (:func:`jaxnet.optim.set_hyperparameter` sets one scalar in an
+    unstacked state.)
 
     Raises:
-      ValueError: if no field of that name exists, if it follows a schedule (field ``None``),
-        or for non-finite or negative values.
+      ValueError: if no hyperparameter of that name is stored, if it follows a schedule, or
+        for non-finite or negative values.
     """
     values = jnp.asarray(values, jnp.float32)
     if not bool(jnp.all(jnp.isfinite(values))) or bool(jnp.any(values < 0)):
         raise ValueError(f"hyperparams: {name} values must be finite and >= 0, got {values.tolist()}")
-    found, scheduled = [], []
-
-    def walk(node):
-        if isinstance(node, tuple) and hasattr(node, "_fields"):
-            fields = {f: walk(getattr(node, f)) for f in node._fields}
-            if name in fields and name != "count":
-                if fields[name] is None:
-                    scheduled.append(type(node).__name__)
-                else:
-                    old = jnp.asarray(fields[name])
-                    fields[name] = jnp.broadcast_to(values.astype(old.dtype), old.shape)
-                    found.append(True)
-            return type(node)(**fields)
-        if isinstance(node, (tuple, list)):
-            return type(node)(walk(c) for c in node)
-        if isinstance(node, dict):
-            return {k: walk(v) for k, v in node.items()}
-        return node
-
-    out = walk(opt_state)
-    if not found:
-        if scheduled:
-            raise ValueError(f"hyperparams: {name} of {scheduled[0]} follows a schedule; give per-member values "
-                             "only for hyperparameters stored as numbers")
-        raise ValueError(f"hyperparams: the optimizer state has no field {name!r} (its hyperparameters are the "
-                         f"fields of its NamedTuples, e.g. 'learning_rate')")
-    return out
+    return replace_hyperparameter(opt_state, name, lambda old: jnp.broadcast_to(values.astype(old.dtype), old.shape),
+                                  owner="hyperparams")
 
 
 def fit_ensemble(
