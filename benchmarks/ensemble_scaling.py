@@ -65,7 +65,7 @@ def build_jaxnet_ensemble(cfg, steps, k, dtype, x, y):
     keys = [jax.random.fold_in(key, m) for m in range(k)]
     inits = [model.init(jax.random.fold_in(km, 0), (-1, cfg.sizes[0]))[1:] for km in keys]
     inits = [(jax.tree_util.tree_map(lambda a: a.astype(dtype), p), s) for p, s in inits]
-    ecfg = E.make_config(model, V.JAXNET_LOSS, opt, n=n, batch_size=cfg.batch, weighted=True)
+    ecfg = E.make_config(model, V.JAXNET_LOSS, opt, n=n, batch_size=cfg.batch)  # as fit_ensemble without subsets
     carry = stack([E.initial_carry(ecfg, p, s, opt.init(p)) for p, s in inits])
     w = member_weights(jax.random.fold_in(key, 1), k, n, None)
     train_keys = jnp.stack([jax.random.fold_in(km, 2) for km in keys])

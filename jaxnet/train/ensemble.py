@@ -154,8 +154,10 @@ def fit_ensemble(
         opt_state = set_member_hyperparameter(opt_state, name, values)
     w = member_weights(jax.random.fold_in(key, (1 << 20) + 1), members, n, subsets)
 
+    # Without subsets every weight is 1: the plain mean loss is the same, without gathering weights.
     cfg = E.make_config(model, loss, optimizer, n=n, batch_size=batch_size, penalty=penalty, augment=augment,
-                        metrics=metrics, weighted=True, has_val=val is not None, early_stopping=early_stopping)
+                        metrics=metrics, weighted=subsets is not None, has_val=val is not None,
+                        early_stopping=early_stopping)
     columns = ["loss"] + sorted(dict(metrics or {}))
     columns += [f"val_{c}" for c in columns] if val is not None else []
     if early_stopping is not None and early_stopping.monitor not in columns:
