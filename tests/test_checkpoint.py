@@ -86,7 +86,7 @@ def test_checkpoint_of_another_model_names_the_first_differing_path(setup, tmp_p
     with pytest.raises(CheckpointError, match=r"another model: 'params/dense_2/b' is float32\[3\] there, float32\[12\] here"):
         load_checkpoint(path, params=deeper, state=dstate)
     _, other, ostate = jn.serial(jn.Dense(12)).init(jax.random.PRNGKey(0), (-1, 2))
-    with pytest.raises(CheckpointError, match="another model: it has 'params/dense_2/b', which this model lacks"):
+    with pytest.raises(CheckpointError, match="another model: it has 'params/dense_2/b', which this one lacks"):
         load_checkpoint(path, params=other, state=ostate)
 
 
@@ -132,6 +132,21 @@ def test_newer_format_version_is_rejected(setup, tmp_path):
     np.savez(tmp_path / "new.npz", **arrays)
     with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}, newer than this jaxnet reads"):
         read_checkpoint(tmp_path / "new.npz")
+
+
+def test_format_1_loads_params_but_not_its_optimizer_state(setup, tmp_path):
+    # format 1 kept one array per hyperparameter; its params and state load, its optimizer state is refused
+    _, params, state, _, opt_state = setup
+    path = save_checkpoint(tmp_path / "a.npz", params=params, state=state, opt_state=opt_state)
+    arrays = dict(np.load(path))
+    meta = json.loads(arrays["__metadata__"].tobytes())
+    meta["format_version"] = 1
+    arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "v1.npz", **arrays)
+    with pytest.raises(CheckpointError, match="format version 1: its optimizer state keeps one array per "
+                                              "hyperparameter.*load it with opt_state=None"):
+        load_checkpoint(tmp_path / "v1.npz", params=params, state=state, opt_state=opt_state)
+    _equal(load_checkpoint(tmp_path / "v1.npz", params=params, state=state).params, params)
 
 
 def test_loading_never_unpickles(tmp_path):

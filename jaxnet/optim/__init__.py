@@ -1,13 +1,14 @@
 """Optimizers: pure ``init``/``update`` transforms, schedules, regularizers and clipping.
 
 Each optimizer follows ``torch.optim``'s update rule and defaults; hyperparameters live as
-arrays in the optimizer state (see :mod:`jaxnet.optim.hyperparams`).
+arrays in the optimizer state, an optimizer's several in one :class:`Hyperparameters` array
+(see :mod:`jaxnet.optim.hyperparams`).
 """
 from jaxnet.optim.adaptive import AdagradState, AdamState, RmspropState, adagrad, adam, adamw, rmsprop
 from jaxnet.optim.base import ChainState, apply_updates, chain
 from jaxnet.optim.clipping import (ClipByGlobalNormState, ClipByValueState, clip_by_global_norm, clip_by_value,
                                    global_norm)
-from jaxnet.optim.hyperparams import Schedule, hyperparameters, set_hyperparameter
+from jaxnet.optim.hyperparams import Hyperparameters, Schedule, hyperparameters, set_hyperparameter
 from jaxnet.optim.masks import path_mask, resolve_mask, weights_only
 from jaxnet.optim.regularizers import (AddDecayedWeightsState, abs_sign0, add_decayed_weights, l1_penalty,
                                        l2_penalty)
@@ -21,7 +22,7 @@ __all__ = [
     "Optimizer", "apply_updates", "chain", "ChainState",
     "sgd", "SgdState", "adagrad", "AdagradState", "rmsprop", "RmspropState", "adam", "adamw", "AdamState",
     "switch", "SwitchState", "trigger_switch",
-    "set_hyperparameter", "hyperparameters", "Schedule",
+    "set_hyperparameter", "hyperparameters", "Hyperparameters", "Schedule",
     "constant_schedule", "step_decay", "exponential_decay", "inverse_time_decay", "cosine_decay",
     "linear_schedule", "linear_warmup", "warmup_cosine_decay", "join",
     "l2_penalty", "l1_penalty", "abs_sign0", "add_decayed_weights", "AddDecayedWeightsState",

@@ -27,7 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 2 stores an optimizer's hyperparameters as one array ("opt_state/hyper/learning_rate,b1,...");
+# version 1 stored one array per hyperparameter. Params and state are laid out alike in both.
+_FIRST_PACKED_VERSION = 2
 _META = "__metadata__"
 _GROUPS = ("params", "state", "opt_state")
 
@@ -187,6 +190,7 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _restore(group: str, like, arrays, path) -> Any:
+    other = "another optimizer" if group == "opt_state" else "another model"
     leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     expected = {}
     for p, leaf in leaves:
@@ -194,12 +198,12 @@ def _restore(group: str, like, arrays, path) -> Any:
     stored = sorted(n for n in arrays if n == group or n.startswith(group + "/"))
     for name in sorted(set(expected) | set(stored)):
         if name not in arrays:
-            raise CheckpointError(f"checkpoint {path!r} is from another model: {name!r} is missing from it")
+            raise CheckpointError(f"checkpoint {path!r} is from {other}: {name!r} is missing from it")
         if name not in expected:
-            raise CheckpointError(f"checkpoint {path!r} is from another model: it has {name!r}, which this model lacks")
+            raise CheckpointError(f"checkpoint {path!r} is from {other}: it has {name!r}, which this one lacks")
         a, e = arrays[name], expected[name]
         if a.shape != e.shape or a.dtype != e.dtype:
-            raise CheckpointError(f"checkpoint {path!r} is from another model: {name!r} is {a.dtype}{list(a.shape)} "
+            raise CheckpointError(f"checkpoint {path!r} is from {other}: {name!r} is {a.dtype}{list(a.shape)} "
                                   f"there, {e.dtype}{list(e.shape)} here")
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[n]) for n in expected])
 
@@ -212,10 +216,16 @@ def load_checkpoint(path, *, params, state=None, opt_state=None) -> Checkpoint:
 
     Raises:
       CheckpointError: naming the first differing path when the checkpoint belongs to
-        another model, and for everything :func:`read_checkpoint` rejects.
+        another model or optimizer, for an optimizer state written by a jaxnet older than
+        the one-array hyperparameters (format 1: load it with ``opt_state=None``), and for
+        everything :func:`read_checkpoint` rejects.
     """
     path = os.fspath(path)
     meta, arrays = read_checkpoint(path)
+    if opt_state is not None and meta["format_version"] < _FIRST_PACKED_VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has format version {meta['format_version']}: its optimizer state "
+                              "keeps one array per hyperparameter, which this jaxnet no longer reads; load it with "
+                              "opt_state=None (params and state load) and start a fresh optimizer state")
     p = _restore("params", params, arrays, path)
     s = _restore("state", state if state is not None else {}, arrays, path)
     o = _restore("opt_state", opt_state, arrays, path) if opt_state is not None else None
