@@ -1,6 +1,6 @@
-"""The CPU benchmark suite (``make bench``): throughput, ensemble scaling, data-parallel scaling.
+"""The CPU benchmark suite (``make bench``): throughput, per-call step cost, ensemble and data-parallel scaling.
 
-Runs the three drivers one after the other and writes their Markdown tables and raw JSON
+Runs the four drivers one after the other and writes their Markdown tables and raw JSON
 to ``out/bench/`` (ignored by git); copy tables worth keeping into ``benchmarks/RESULTS.md``.
 About 10 minutes on a 2-core machine with every peer installed: each suite has a time budget, and
 rounds that would overrun it are skipped (the first round always runs; ``--no-budget`` runs all).
@@ -20,7 +20,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SUITES = ("throughput", "ensemble", "parallel")
+SUITES = ("throughput", "step-overhead", "ensemble", "parallel")
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--no-budget", action="store_true",
                    help="run every round even past the suites' time budgets (throughput 7 min, ensemble "
-                        "1.5 min, parallel 2 min; the first round always runs)")
+                        "1.5 min, parallel 2 min; the first round always runs; step-overhead has none, ~30 s)")
     args = p.parse_args()
     only = [s for s in args.only.split(",") if s]
     for s in only:
@@ -44,10 +44,12 @@ def main() -> None:
     commands = {
         "throughput": ["throughput.py"] + (["--configs", args.configs] if args.configs else [])
         + (["--variants", args.variants] if args.variants else []),
+        # one process, many short rounds: the per-call cost that separate processes cannot resolve
+        "step-overhead": ["step_overhead.py", "--configs", "overhead,small,medium", "--rounds", "1" if args.smoke else "15"],
         "ensemble": ["ensemble_scaling.py"],
         "parallel": ["parallel_scaling.py"],
     }
-    budgets = {"throughput": 420, "ensemble": 90, "parallel": 120}
+    budgets = {"throughput": 420, "step-overhead": 60, "ensemble": 90, "parallel": 120}
     failed = []
     for suite in only:
         script, *extra = commands[suite]

@@ -42,6 +42,17 @@ def test_throughput_driver_end_to_end(tmp_path):
     assert "- command: `python benchmarks/throughput.py --smoke" in md
 
 
+def test_step_overhead_end_to_end(tmp_path):
+    raw, md = run_script(tmp_path, "step_overhead.py")
+    times, programs = raw["smoke"]["times"], raw["smoke"]["programs"]
+    assert sorted(times) == ["jaxnet-step", "raw+1-vector", "raw+5-scalars", "raw-jax-step"]
+    assert all(len(t) == 1 and t[0] > 0 for t in times.values())
+    # what XLA compiled for the two real steps is reported: at least the parameter-update fusions
+    assert all(programs[k]["fusions"] > 0 and programs[k]["bytes"] > 0 for k in ("raw-jax-step", "jaxnet-step"))
+    for name in times:
+        assert re.search(rf"^\| {re.escape(name)} \| {NUMBER} ", md, re.M), md
+
+
 def worker_result(capsys, worker, args):
     """Run a worker in this process (fast; the drivers' process handling is tested above) and parse its line."""
     worker(args)
