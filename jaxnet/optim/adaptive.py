@@ -55,11 +55,13 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
 
     def update(grads, state, params=None):
         del params
-        rate = current(state.learning_rate, lr, state.count) / (1.0 + state.count * state.lr_decay)
+        hp = state.hyper  # each value is read once here, not once per leaf
+        rate = current(hp.get("learning_rate"), lr, state.count) / (1.0 + state.count * hp["lr_decay"])
+        eps = hp["eps"]
 
         def leaf(g, s):
             s = s + g * g
-            return -cast(rate, g.dtype) * g / (jnp.sqrt(s) + cast(state.eps, g.dtype)), s
+            return -cast(rate, g.dtype) * g / (jnp.sqrt(s) + cast(eps, g.dtype)), s
 
         updates, s = tree_map_n(leaf, 2, grads, state.sum)
         return updates, state._replace(count=state.count + 1, sum=s)
@@ -115,11 +117,13 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
 
     def update(grads, state, params=None):
         del params
-        rate = current(state.learning_rate, lr, state.count)
+        hp = state.hyper  # each value is read once here, not once per leaf
+        rate = current(hp.get("learning_rate"), lr, state.count)
+        alpha, eps, mom = hp["alpha"], hp["eps"], hp.get("momentum")
 
         def leaf(g, nu, mu, b):
             # 1 - alpha is formed in the state's precision: in bfloat16, alpha itself rounds badly.
-            a, ca, e = cast(state.alpha, g.dtype), cast(1 - state.alpha, g.dtype), cast(state.eps, g.dtype)
+            a, ca, e = cast(alpha, g.dtype), cast(1 - alpha, g.dtype), cast(eps, g.dtype)
             nu = a * nu + ca * g * g
             var = nu
             if centered:
@@ -128,7 +132,7 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
             d = jnp.sqrt(var + e) if eps_in_sqrt else jnp.sqrt(var) + e
             step = g / d
             if use_momentum:
-                b = cast(state.momentum, g.dtype) * b + step
+                b = cast(mom, g.dtype) * b + step
                 step = b
             return -cast(rate, g.dtype) * step, nu, mu, b
 
@@ -180,26 +184,28 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
     def update(grads, state, params=None):
         if wd is not None and params is None:
             raise ValueError(f"{owner}: update needs params for the decoupled weight decay, got params=None")
-        rate = current(state.learning_rate, lr, state.count)
-        t = (state.count + 1).astype(state.b1.dtype)
-        step_size = rate / (1 - state.b1 ** t)  # lr / (1 - b1^t)
-        inv_bc2 = 1 / (1 - state.b2 ** t)  # nu_hat = nu / (1 - b2^t)
+        hp = state.hyper  # each value is read once here, not once per leaf
+        rate = current(hp.get("learning_rate"), lr, state.count)
+        b1, b2, eps, eps_root = hp["b1"], hp["b2"], hp["eps"], hp["eps_root"]
+        t = (state.count + 1).astype(b1.dtype)
+        neg_step = -rate / (1 - b1 ** t)  # -lr / (1 - b1^t)
+        inv_bc2 = 1 / (1 - b2 ** t)  # nu_hat = nu / (1 - b2^t)
+        decay = rate * hp["weight_decay"] if wd is not None else None
         none = jax.tree_util.tree_map(lambda _: None, grads)
 
         def leaf(g, m, v, vmax, p):
             # 1 - b is formed in the state's precision before the cast: in bfloat16, b2 = 0.999
             # rounds to 1, and 1 - cast(b2) would be 0 (the second moment would never grow).
-            c1, c2 = cast(state.b1, g.dtype), cast(state.b2, g.dtype)
-            d1, d2 = cast(1 - state.b1, g.dtype), cast(1 - state.b2, g.dtype)
+            c1, c2 = cast(b1, g.dtype), cast(b2, g.dtype)
+            d1, d2 = cast(1 - b1, g.dtype), cast(1 - b2, g.dtype)
             m = c1 * m + d1 * g
             v = c2 * v + d2 * g * g
             if amsgrad:
                 vmax = jnp.maximum(vmax, v)
             vhat = (vmax if amsgrad else v) * cast(inv_bc2, g.dtype)
-            u = -cast(step_size, g.dtype) * m / (jnp.sqrt(vhat + cast(state.eps_root, g.dtype))
-                                                 + cast(state.eps, g.dtype))
-            if wd is not None:  # decoupled: p <- p (1 - lr wd), then the Adam step
-                u = u - cast(rate * state.weight_decay, g.dtype) * p
+            u = cast(neg_step, g.dtype) * m / (jnp.sqrt(vhat + cast(eps_root, g.dtype)) + cast(eps, g.dtype))
+            if decay is not None:  # decoupled: p <- p (1 - lr wd), then the Adam step
+                u = u - cast(decay, g.dtype) * p
             return u, m, v, vmax
 
         updates, mu, nu, vmax = tree_map_n(leaf, 4, grads, state.mu, state.nu,

@@ -87,15 +87,17 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
 
     def update(grads, state, params=None):
         del params
-        rate = current(state.learning_rate, lr, state.count)
+        hp = state.hyper  # each value is read once here, not once per leaf
+        rate = current(hp.get("learning_rate"), lr, state.count)
         if plain:
             updates = jax.tree_util.tree_map(lambda g: -cast(rate, g.dtype) * g, grads)
             return updates, state._replace(count=state.count + 1)
         # PyTorch starts the buffer at g itself (no dampening on the first step); b is 0 then.
-        new_weight = None if undamped else jnp.where(state.count == 0, 1.0, 1.0 - state.dampening)
+        new_weight = None if undamped else jnp.where(state.count == 0, 1.0, 1.0 - hp["dampening"])
+        momentum_ = hp["momentum"]
 
         def leaf(g, b):
-            m = cast(state.momentum, g.dtype)
+            m = cast(momentum_, g.dtype)
             b = m * b + (g if undamped else cast(new_weight, g.dtype) * g)
             step = g + m * b if nesterov else b
             return -cast(rate, g.dtype) * step, b
