@@ -48,6 +48,48 @@ def test_shuffle_is_uniform_over_positions():
     assert np.all(np.abs(counts - 500) < 5 * np.sqrt(2000 * 0.25 * 0.75)), counts
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 4096, 4097, 60000, 2**20, 2**20 + 1])
+def test_permutation_is_a_permutation_reproducible_per_key(n):
+    # 2**20 + 1 needs 21 position bits: it takes jax.random.permutation's path
+    perm = jax.jit(lambda k: D.permutation(k, n))(jax.random.PRNGKey(7))
+    assert perm.dtype == jnp.int32 and perm.shape == (n,)
+    np.testing.assert_array_equal(np.sort(np.asarray(perm)), np.arange(n))
+    np.testing.assert_array_equal(perm, D.permutation(jax.random.PRNGKey(7), n))  # jit or not, bit for bit
+    if n >= 10:
+        assert not np.array_equal(np.asarray(perm), np.asarray(D.permutation(jax.random.PRNGKey(8), n)))
+
+
+def test_permutation_is_uniform_over_all_orders():
+    """n = 4: each of the 24 orders about equally often (chi-square over 24,000 draws)."""
+    keys = jax.random.split(jax.random.PRNGKey(11), 24000)
+    perms = np.asarray(jax.vmap(lambda k: D.permutation(k, 4))(keys))
+    codes = perms @ np.array([64, 16, 4, 1])  # one number per order
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 24
+    chi2 = float(np.sum((counts - 1000.0) ** 2 / 1000.0))
+    # 23 degrees of freedom: mean 23, sd 6.8; 64 is about p = 1e-5
+    assert chi2 < 64, (chi2, counts)
+
+
+def test_permutation_with_several_rounds_is_uniform_over_positions():
+    """n = 300 takes two sorting rounds: element 0 lands in each tenth of the order about equally often."""
+    keys = jax.random.split(jax.random.PRNGKey(12), 10000)
+    perms = np.asarray(jax.vmap(lambda k: D.permutation(k, 300))(keys))
+    where_zero = np.argmax(perms == 0, axis=1)
+    counts = np.bincount(where_zero // 30, minlength=10)
+    chi2 = float(np.sum((counts - 1000.0) ** 2 / 1000.0))
+    assert chi2 < 40, (chi2, counts)  # 9 degrees of freedom: mean 9, sd 4.2; 40 is about p = 1e-5
+    # and the original order leaves no trace: 0 before 1 half of the time (sd 0.005)
+    before = np.mean(where_zero < np.argmax(perms == 1, axis=1))
+    assert abs(before - 0.5) < 0.025, before
+
+
+def test_permutation_rejects_bad_n():
+    for bad in (0, -3, 2.0, True):
+        with pytest.raises(ValueError, match="permutation: n must be a positive Python int"):
+            D.permutation(jax.random.PRNGKey(0), bad)
+
+
 def test_jit_with_static_sizes_traces_once():
     traces = []
 

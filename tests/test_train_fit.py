@@ -65,7 +65,7 @@ def test_early_stopping_restores_the_best_epoch(blobs, model):
     # noisy labels on a small training set: validation loss turns up while training loss falls
     y_noisy = jnp.where(jax.random.uniform(jax.random.PRNGKey(5), y.shape) < 0.35, (y + 1) % 3, y)
     stop = EarlyStopping(patience=3, min_delta=0.0)
-    opt = jn.sgd(0.5)
+    opt = jn.sgd(0.1)  # 0.5 diverges for some shuffles (1 key in 6)
     r = fit(jn.MLP([64, 64, 3]), LOSS, opt, (x[:60], y_noisy[:60]), epochs=200, batch_size=10,
             key=jax.random.PRNGKey(6), validation=(x[60:], y[60:]), early_stopping=stop, progress=False)
     h = r.history

