@@ -188,6 +188,8 @@ def test_hyperparameters_stacked_scheduled_and_errors():
         state.hyper["learning_rate"]
     with pytest.raises(KeyError, match=r"'b1' has no stored value: it has \['momentum'\]"):
         state.hyper["b1"]
+    with pytest.raises(KeyError, match="'learning_rate' has no stored value: it follows a schedule"):
+        state.hyper.replace("learning_rate", 0.1)
     # stacked copies (an ensemble): values [K, n], a read gives [K], a replace broadcasts over K
     stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *(O.adam(lr).init(PARAMS) for lr in (0.1, 0.2, 0.3)))
     np.testing.assert_allclose(stacked.learning_rate, [0.1, 0.2, 0.3], rtol=1e-6)

@@ -123,11 +123,14 @@ class Hyperparameters:
     def __contains__(self, name) -> bool:
         return name in self.names
 
-    def __getitem__(self, name: str):
+    def _index(self, name: str) -> int:
         if name not in self.names:
             why = "it follows a schedule" if name in self.scheduled else f"it has {list(self.names)}"
             raise KeyError(f"hyperparameter {name!r} has no stored value: {why}")
-        return self.values[..., self.names.index(name)]
+        return self.names.index(name)
+
+    def __getitem__(self, name: str):
+        return self.values[..., self._index(name)]
 
     def get(self, name: str, default=None):
         """The value of ``name``, or ``default`` when it is absent or scheduled."""
@@ -135,7 +138,7 @@ class Hyperparameters:
 
     def replace(self, name: str, value) -> "Hyperparameters":
         """A copy with ``name`` set to ``value`` (broadcast over any stacked axes), in this array's dtype."""
-        i = self.names.index(name)
+        i = self._index(name)
         value = jnp.broadcast_to(jnp.asarray(value, self.values.dtype), self.values.shape[:-1])
         return Hyperparameters(self.names, self.values.at[..., i].set(value), self.scheduled)
 
