@@ -196,7 +196,8 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
         (p, s, o), logs = lax.scan(plain_body, (params, state, opt_state), xs)
         fine = jnp.all(jnp.isfinite(logs["loss"])) & tree_all_finite((p, s))
         if axis_name is not None:  # one decision for all members: an unbatched predicate stays a real cond
-            fine = lax.pmin(fine.astype(jnp.int32), axis_name).astype(bool)
+            # (a member halted earlier keeps its old values whatever this run gives: it does not vote)
+            fine = lax.pmin((fine | jnp.asarray(halted)).astype(jnp.int32), axis_name).astype(bool)
         all_ok = jnp.ones((steps,), bool)
         return lax.cond(fine, lambda _: (p, s, o, jnp.asarray(False), jnp.asarray(-1, jnp.int32), logs, all_ok),
                         replay, None)
