@@ -113,18 +113,23 @@ def build_raw_step(cfg, steps, dtype, x, y):
     return _step_loop(step, [params, raw_adam_init(params)], _device_batches(cfg, steps, dtype, x, y))
 
 
-def _step_loop(step, carry, batches):
-    """``run()`` for a jitted ``step(params, opt_state, x, y) -> (params, opt_state, loss)`` over ``batches``."""
+def carry_loop(call, carry: list, batches):
+    """``run()``: ``c = call(c, batch)`` over ``batches`` from the tuple ``carry``, waited for, stored back."""
     import jax
 
     def run():
-        p, o = carry
-        for xb, yb in batches:
-            p, o, loss = step(p, o, xb, yb)
-        jax.block_until_ready((p, loss))
-        carry[:] = p, o
+        c = tuple(carry)
+        for b in batches:
+            c = call(c, b)
+        jax.block_until_ready(c)
+        carry[:] = c
 
     return run
+
+
+def _step_loop(step, carry, batches):
+    """``run()`` for a jitted ``step(params, opt_state, x, y) -> (params, opt_state, loss)`` over ``batches``."""
+    return carry_loop(lambda c, b: step(*c, *b)[:2], carry, batches)
 
 
 def build_raw_step_shuffled(cfg, steps, dtype, x, y):
@@ -206,22 +211,12 @@ def _jaxnet_parts(cfg, dtype):
 
 
 def build_jaxnet_step(cfg, steps, dtype, x, y):
-    import jax
     from jaxnet.train import make_train_step
 
     model, opt, params, state, opt_state = _jaxnet_parts(cfg, dtype)
     step = make_train_step(model, JAXNET_LOSS, opt)
-    batches = _device_batches(cfg, steps, dtype, x, y)
-    carry = [params, state, opt_state]
-
-    def run():
-        p, s, o = carry
-        for b in batches:
-            p, s, o, m = step(p, s, o, b, None)
-        jax.block_until_ready((p, m))
-        carry[:] = p, s, o
-
-    return run
+    return carry_loop(lambda c, b: step(*c, b, None)[:3], [params, state, opt_state],
+                      _device_batches(cfg, steps, dtype, x, y))
 
 
 def build_jaxnet_scan(cfg, steps, dtype, x, y):

@@ -34,15 +34,12 @@ import _common as C  # noqa: E402
 HYPER = (1e-3, 0.9, 0.999, 1e-8, 0.0)
 
 
-def _raw_with_extra(extra: str):
-    """``step(params, opt, extra, x, y)``: the raw step, carrying ``extra`` through unchanged."""
+def raw_step_carrying(p, o, h, x, y):
+    """The hand-written step, also taking ``h`` (extra buffers) and handing it back unchanged."""
     import _variants as V
 
-    def step(p, o, h, x, y):
-        p, o, loss = V.raw_step(p, o, x, y)
-        return p, o, h, loss
-
-    return step
+    p, o, loss = V.raw_step(p, o, x, y)
+    return p, o, h, loss
 
 
 def build(cfg, steps, dtype, x, y):
@@ -61,29 +58,17 @@ def build(cfg, steps, dtype, x, y):
               "raw+1-vector": jnp.asarray(HYPER, jnp.float32)}
     for name, extra in extras.items():
         params = V.raw_init(jax.random.PRNGKey(0), cfg.sizes, dtype)
-        fn = jax.jit(_raw_with_extra(name), donate_argnums=(0, 1, 2))
+        fn = jax.jit(raw_step_carrying, donate_argnums=(0, 1, 2))
         if name == "raw-jax-step":
             compiled[name] = fn.lower(params, V.raw_adam_init(params), None, *batches[0]).compile()
-        runs[name] = _loop(lambda c, b, fn=fn: fn(*c, *b)[:3], [params, V.raw_adam_init(params), extra], batches)
+        runs[name] = V.carry_loop(lambda c, b, fn=fn: fn(*c, *b)[:3], [params, V.raw_adam_init(params), extra],
+                                  batches)
 
     model, opt, params, state, opt_state = V._jaxnet_parts(cfg, dtype)
     step = make_train_step(model, V.JAXNET_LOSS, opt)
     compiled["jaxnet-step"] = step.lower(params, state, opt_state, batches[0], None).compile()
-    runs["jaxnet-step"] = _loop(lambda c, b: step(*c, b, None)[:3], [params, state, opt_state], batches)
+    runs["jaxnet-step"] = V.carry_loop(lambda c, b: step(*c, b, None)[:3], [params, state, opt_state], batches)
     return runs, compiled
-
-
-def _loop(call, carry, batches):
-    import jax
-
-    def run():
-        c = tuple(carry)
-        for b in batches:
-            c = call(c, b)
-        jax.block_until_ready(c[0])
-        carry[:] = c
-
-    return run
 
 
 def program_stats(compiled) -> dict:

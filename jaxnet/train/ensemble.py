@@ -122,7 +122,7 @@ def fit_ensemble(
 
     Arguments as in :func:`~jaxnet.train.fit.fit`, plus ``members`` (K), ``subsets``
     (``None``, ``"bootstrap"``, ``"disjoint"`` or ``[K, n]`` weights) and ``hyperparams``
-    (optimizer-state field name -> K values). Each member stops early on its own.
+    (hyperparameter name -> K values, see :func:`set_member_hyperparameter`). Each member stops early on its own.
 
     Returns:
       An :class:`EnsembleResult` with params/state/opt_state stacked along axis 0.
