@@ -3,10 +3,13 @@
 A layer is a pair of pure functions::
 
     init(key, input_shape) -> (output_shape, params, state)
-    apply(params, state, x, *, key=None, train) -> (y, new_state)
+    apply(params, state, x, *, key=None, train, mask=None) -> (y, new_state)
 
 Shapes include the leading batch dimension; it may be ``-1`` ("any batch size").
-``train`` is keyword-only and has no default: forgetting it is an error.
+``train`` is keyword-only and has no default: forgetting it is an error. ``mask`` is
+``None`` or weights over the leading axes of ``x`` (``[batch]``: which samples are real;
+``[batch, time]``: which tokens are real); a layer whose output depends on other samples or
+tokens uses the real ones only, every other layer ignores it.
 
 An optimizer is a pair of pure functions::
 
@@ -36,13 +39,16 @@ class Layer(NamedTuple):
 
     Attributes:
       init: ``init(key, input_shape) -> (output_shape, params, state)``.
-      apply: ``apply(params, state, x, *, key=None, train) -> (y, new_state)``.
+      apply: ``apply(params, state, x, *, key=None, train, mask=None) -> (y, new_state)``.
       name: human-readable name used in error messages, e.g. ``"Dense(128)"``.
       kind: machine-readable kind (``"dense"``, ``"activation"``, ``"serial"``, ...);
         the handwritten backprop in :mod:`jaxnet.autodiff` dispatches on it.
       config: the layer's hyperparameters as a read-only mapping.
       layers: sublayers, for combinators such as ``serial``.
       needs_key: whether ``apply`` needs a PRNG key when ``train=True``.
+      scope: the key under which ``serial`` and the other combinators file this layer's
+        params and state, set by the constructor's ``name=``; ``None`` (the default) means
+        kind and position (``"dense_0"``).
     """
 
     init: Callable
@@ -52,6 +58,7 @@ class Layer(NamedTuple):
     config: Mapping[str, Any] = {}
     layers: Tuple["Layer", ...] = ()
     needs_key: bool = False
+    scope: str | None = None
 
     def __repr__(self) -> str:
         return self.name

@@ -15,11 +15,30 @@ from jaxnet.types import Layer
 
 
 def layer_keys(layers: Sequence[Layer]) -> tuple[str, ...]:
-    """The dict keys ``serial`` files each sublayer's params and state under: ``"dense_0"``, ``"relu_1"``, ..."""
+    """The dict keys ``serial`` files each sublayer's params and state under.
+
+    A layer built with ``name=`` is filed under that name; the others under kind and
+    position: ``"dense_0"``, ``"relu_1"``, ...
+
+    Raises:
+      ValueError: when two layers would share a key (two equal ``name=``, or a name that
+        equals another layer's positional key).
+    """
     keys = []
     for i, layer in enumerate(layers):
+        if layer.scope is not None:
+            keys.append(layer.scope)
+            continue
         base = re.sub(r"[^0-9a-zA-Z]+", "", layer.name.split("(")[0]).lower() or "layer"
         keys.append(f"{base}_{i}")
+    seen: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k in seen:
+            raise ValueError(
+                f"layers {seen[k]} ({layers[seen[k]].name}) and {i} ({layers[i].name}) would both be filed "
+                f"under {k!r}; give them different name= values"
+            )
+        seen[k] = i
     return tuple(keys)
 
 
@@ -94,7 +113,7 @@ def serial(*layers: Layer) -> Layer:
     layer (``{"dense_0": {...}, "relu_1": {}, ...}``, see :func:`layer_keys`). In
     ``apply``, a layer that needs randomness gets ``jax.random.fold_in(key, i)`` for its
     position ``i``, so two stochastic layers never share a key; state flows in and out
-    as one dict.
+    as one dict, and ``mask`` reaches every layer (see :class:`~jaxnet.types.Layer`).
 
     Raises:
       ValueError: for an empty ``serial()``; at apply time, for params/state whose
@@ -122,14 +141,14 @@ def serial(*layers: Layer) -> Layer:
                 raise type(e)(f"{short}, layer {i} ({layer.name}): {e}") from None
         return shape, params, state
 
-    def apply(params, state, x, *, key, train):
+    def apply(params, state, x, *, key, train, mask):
         _check_tree_keys(short, "params", params, keys)
         _check_tree_keys(short, "state", state, keys)
         new_state = {}
         for i, (k, layer) in enumerate(zip(keys, layers)):
             sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
             try:
-                y, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train)
+                y, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
             except (ValueError, TypeError, KeyError) as e:
                 mismatch = _diagnose(layer, k, params[k], state[k], x)
                 if mismatch is None:
@@ -141,10 +160,10 @@ def serial(*layers: Layer) -> Layer:
             x = y
         return x, new_state
 
-    return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key)
+    return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key, uses_mask=True)
 
 
-def intermediates(model: Layer, params, state, x, *, key=None, train: bool):
+def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask=None):
     """Run a ``serial`` model layer by layer and return every layer's output.
 
     Returns a list ``[x, y_0, y_1, ..., y_last]`` (the input first). Useful for
@@ -156,7 +175,7 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool):
     outs = [x]
     for i, (k, layer) in enumerate(zip(keys, model.layers)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
-        x, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train)
+        x, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
         outs.append(x)
     return outs
 

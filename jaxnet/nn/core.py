@@ -6,6 +6,8 @@ import functools
 import math
 from typing import Any, Callable, Mapping
 
+import jax.numpy as jnp
+
 from jaxnet.types import Layer
 
 _REQUIRED = object()
@@ -20,20 +22,32 @@ def make_layer(
     config: Mapping[str, Any] | None = None,
     layers: tuple = (),
     needs_key: bool = False,
+    scope: str | None = None,
+    uses_mask: bool = False,
 ) -> Layer:
     """Wrap ``init``/``apply`` into a :class:`Layer` whose entry points check their arguments.
 
-    ``apply`` is called as ``apply(params, state, x, key=key, train=train)`` after the
-    wrapper has checked that ``train`` was given as a Python bool (it selects the code
-    path at trace time, so it cannot be a traced value).
+    The wrapper checks that ``train`` was given as a Python bool (it selects the code path
+    at trace time, so it cannot be a traced value) and that ``mask``, when given, covers
+    the leading axes of ``x`` (see :func:`check_mask`). It then calls
+    ``apply(params, state, x, key=key, train=train)``, adding ``mask=mask`` only when
+    ``uses_mask`` is true: a layer whose output depends on other samples or tokens
+    (BatchNorm, attention, recurrences, combinators that pass it on) declares
+    ``uses_mask=True``; every other layer never sees the mask.
+
+    Args:
+      name: the display name used in error messages, e.g. ``"Dense(128)"``.
+      scope: the user's ``name=``, the key combinators file params and state under
+        (checked by :func:`check_scope`); ``None`` for kind and position.
     """
+    scope = check_scope(name, scope)
 
     @functools.wraps(init)
     def checked_init(key, input_shape):
         return init(key, check_shape(name, input_shape))
 
     @functools.wraps(apply)
-    def checked_apply(params, state, x, *, key=None, train=_REQUIRED):
+    def checked_apply(params, state, x, *, key=None, train=_REQUIRED, mask=None):
         if train is _REQUIRED:
             raise TypeError(
                 f"{name}.apply: missing keyword argument train=; pass train=True for training "
@@ -44,6 +58,10 @@ def make_layer(
                 f"{name}.apply: train must be a Python bool (True or False), got {type(train).__name__}; "
                 "it selects the code path at trace time, so mark it static under jax.jit"
             )
+        if mask is not None:
+            mask = check_mask(name, mask, x)
+        if uses_mask:
+            return apply(params, state, x, key=key, train=train, mask=mask)
         return apply(params, state, x, key=key, train=train)
 
     return Layer(
@@ -54,7 +72,56 @@ def make_layer(
         config=dict(config or {}),
         layers=tuple(layers),
         needs_key=needs_key,
+        scope=scope,
     )
+
+
+def check_scope(layer: str, scope) -> str | None:
+    """A layer's ``name=``: ``None``, or a non-empty string of letters, digits, ``_``, ``-`` and ``.``."""
+    if scope is None:
+        return None
+    if not isinstance(scope, str):
+        raise TypeError(f"{layer}: name must be a string (the key of its params), got {scope!r}")
+    if not scope or not all(c.isalnum() or c in "_-." for c in scope):
+        raise ValueError(
+            f"{layer}: name must be a non-empty string of letters, digits, '_', '-' and '.', got {scope!r}"
+        )
+    return scope
+
+
+def _leading(x):
+    """The array whose leading axes a mask covers: ``x`` itself, or the first of a pair ``(x, context)``."""
+    while isinstance(x, (tuple, list)) and x:
+        x = x[0]
+    return x
+
+
+def check_mask(layer: str, mask, x):
+    """Check a sample/token mask against ``x`` and return it as an array.
+
+    ``mask`` holds weights (bool, or real numbers >= 0) over the leading axes of ``x``:
+    shape ``[batch]`` (which samples are real) or ``[batch, time]`` (which tokens are
+    real), equal to ``x.shape[:mask.ndim]``. For a pair ``(x, context)`` it covers ``x``.
+
+    Raises:
+      TypeError: for a complex or non-numeric mask.
+      ValueError: for a mask of any other shape, naming the layer and both shapes.
+    """
+    lead = _leading(x)
+    xshape = tuple(getattr(lead, "shape", ()))
+    try:
+        m = jnp.asarray(mask)
+    except TypeError:
+        raise TypeError(f"{layer}.apply: mask must be an array of bools or weights, got {type(mask).__name__}") from None
+    if not (m.dtype == jnp.bool_ or jnp.issubdtype(m.dtype, jnp.integer) or jnp.issubdtype(m.dtype, jnp.floating)):
+        raise TypeError(f"{layer}.apply: mask must hold bools or real weights, got dtype {m.dtype}")
+    if m.ndim not in (1, 2) or m.ndim > len(xshape) or tuple(m.shape) != xshape[: m.ndim]:
+        expected = " or ".join(str(xshape[:k]) for k in (1, 2) if k <= len(xshape)) or "an input with a batch axis"
+        raise ValueError(
+            f"{layer}.apply: mask must have shape [batch] or [batch, time] matching the input's leading axes "
+            f"{expected}, got {tuple(m.shape)} for an input of shape {xshape}"
+        )
+    return m
 
 
 def check_shape(name: str, shape) -> tuple:
