@@ -7,6 +7,7 @@ speed (other programs, frequency changes) hits every variant alike; ratios are c
 round by round, between measurements taken minutes apart at most, then summarised by their
 median and range.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -161,13 +162,22 @@ def run_job(script: str, args: list, *, env: dict | None = None, timeout: float 
         return {"error": f"timed out after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
+            return json.loads(line[len(RESULT_TAG) :])
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-6:]
     return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
 
 
-def run_rounds(jobs: dict, rounds: int, *, seed: int = 0, env_of=None, log=print, timeout: float = 600.0,
-               budget: float | None = None, on_progress=None) -> dict:
+def run_rounds(
+    jobs: dict,
+    rounds: int,
+    *,
+    seed: int = 0,
+    env_of=None,
+    log=print,
+    timeout: float = 600.0,
+    budget: float | None = None,
+    on_progress=None,
+) -> dict:
     """Run every job once per round, each in a fresh process, in a new random order each round.
 
     Args:
@@ -204,8 +214,10 @@ def run_rounds(jobs: dict, rounds: int, *, seed: int = 0, env_of=None, log=print
             status = res.get("unavailable") or res.get("error")
             if status:
                 dead.add(name)
-            log(f"  round {r + 1}/{rounds} {name:<32s} {time.perf_counter() - t0:5.1f} s"
-                + (f"  [{status}]" if status else ""))
+            log(
+                f"  round {r + 1}/{rounds} {name:<32s} {time.perf_counter() - t0:5.1f} s"
+                + (f"  [{status}]" if status else "")
+            )
             if on_progress is not None:
                 on_progress(results)
     return results
@@ -237,7 +249,7 @@ def ratios(results: dict, name: str, ref: str, key: str) -> dict | None:
     """Per-round ratios ``results[name][key] / results[ref][key]`` of the rounds both completed."""
     a = {r["round"]: r[key] for r in ok_rounds(results.get(name, []))}
     b = {r["round"]: r[key] for r in ok_rounds(results.get(ref, []))}
-    return summary([a[i] / b[i] for i in sorted(a) if i in b and b[i]])
+    return summary([a[i] / b[i] for i in sorted(a) if b.get(i)])
 
 
 def markdown_table(header: list, rows: list) -> str:
@@ -272,8 +284,9 @@ def machine() -> str:
         pass
     text = f"{cpu}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores"
     try:
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20).stdout.strip()
+        gpu = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+        ).stdout.strip()
         if gpu:
             text += f"; GPU: {', '.join(gpu.splitlines())}"
     except (OSError, subprocess.SubprocessError):
@@ -285,9 +298,11 @@ def header(title: str, argv: list) -> str:
     """The provenance lines every results table starts with: date, machine, versions, command."""
     vers = ", ".join(f"{k} {v}" for k, v in versions().items())
     cmd = "python " + " ".join([os.path.relpath(argv[0], ROOT)] + argv[1:])
-    return (f"### {title}\n\n"
-            f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}\n"
-            f"- machine: {machine()}\n- versions: {vers}\n- command: `{cmd}`\n")
+    return (
+        f"### {title}\n\n"
+        f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}\n"
+        f"- machine: {machine()}\n- versions: {vers}\n- command: `{cmd}`\n"
+    )
 
 
 def driver_parser(description: str) -> argparse.ArgumentParser:
@@ -295,14 +310,22 @@ def driver_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--profile", choices=("cpu", "gpu"), default=None,
-                   help="step counts and the large config's size; default: gpu when jax sees one")
+    p.add_argument(
+        "--profile",
+        choices=("cpu", "gpu"),
+        default=None,
+        help="step counts and the large config's size; default: gpu when jax sees one",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks the plumbing in seconds")
     p.add_argument("--json", default=None, help="also write the raw per-round results to this JSON file")
     p.add_argument("--markdown", default=None, help="also write the tables to this Markdown file")
     p.add_argument("--seed", type=int, default=0, help="seed of the job order")
-    p.add_argument("--budget", type=float, default=None,
-                   help="seconds: start no round that would end past this (the first always runs)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds: start no round that would end past this (the first always runs)",
+    )
     return p
 
 

@@ -12,13 +12,12 @@ samples on the device every epoch and gather each batch inside the compiled prog
 so does ``raw-jax-step-shuffled``, the per-step loop doing the same work as the scans.
 A builder raises :class:`Unavailable` when its library is not installed.
 """
+
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
-
-import _common as C
 
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
 JAXNET_LOSS = "softmax_cross_entropy_with_integer_labels"
@@ -101,7 +100,8 @@ def raw_step(params, opt, x, y):
     t = count.astype(jnp.float32)
     c1, c2 = 1 - B1**t, 1 - B2**t
     params = jax.tree_util.tree_map(
-        lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS)).astype(p.dtype), params, mu, nu)
+        lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS)).astype(p.dtype), params, mu, nu
+    )
     return params, (count, mu, nu), loss
 
 
@@ -215,12 +215,12 @@ def build_jaxnet_step(cfg, steps, dtype, x, y):
 
     model, opt, params, state, opt_state = _jaxnet_parts(cfg, dtype)
     step = make_train_step(model, JAXNET_LOSS, opt)
-    return carry_loop(lambda c, b: step(*c, b, None)[:3], [params, state, opt_state],
-                      _device_batches(cfg, steps, dtype, x, y))
+    return carry_loop(
+        lambda c, b: step(*c, b, None)[:3], [params, state, opt_state], _device_batches(cfg, steps, dtype, x, y)
+    )
 
 
 def build_jaxnet_scan(cfg, steps, dtype, x, y):
-    import jax
     import jax.numpy as jnp
 
     try:
@@ -236,8 +236,10 @@ def build_jaxnet_scan(cfg, steps, dtype, x, y):
         p, s, o, m = epoch(*carry, data, next(keys))
         bad = int(m["nonfinite_step"])  # blocks; after a non-finite step the guard skips the rest: not a timing
         if bad >= 0:
-            raise FloatingPointError(f"jaxnet-scan: non-finite loss or params at step {bad} of the epoch "
-                                     "(the engine's guard skipped the remaining steps)")
+            raise FloatingPointError(
+                f"jaxnet-scan: non-finite loss or params at step {bad} of the epoch "
+                "(the engine's guard skipped the remaining steps)"
+            )
         carry[:] = p, s, o
 
     return run
@@ -259,8 +261,9 @@ def _optax_loop(loss_of, params, cfg, steps, dtype, x, y):
         updates, opt_state = tx.update(g, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    return _step_loop(jax.jit(step, donate_argnums=(0, 1)), [params, tx.init(params)],
-                      _device_batches(cfg, steps, dtype, x, y))
+    return _step_loop(
+        jax.jit(step, donate_argnums=(0, 1)), [params, tx.init(params)], _device_batches(cfg, steps, dtype, x, y)
+    )
 
 
 def _xent(logits, y):
@@ -320,8 +323,9 @@ def build_equinox(cfg, steps, dtype, x, y):
     widths = set(cfg.sizes[1:-1])
     if len(widths) != 1:
         raise Unavailable("equinox.nn.MLP needs equal hidden widths")
-    model = eqx.nn.MLP(cfg.sizes[0], cfg.sizes[-1], widths.pop(), len(cfg.sizes) - 2,
-                       activation=jax.nn.relu, key=jax.random.PRNGKey(0))
+    model = eqx.nn.MLP(
+        cfg.sizes[0], cfg.sizes[-1], widths.pop(), len(cfg.sizes) - 2, activation=jax.nn.relu, key=jax.random.PRNGKey(0)
+    )
     model = jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_array(a) else a, model)
     tx = optax.adam(LR, b1=B1, b2=B2, eps=EPS)
 
@@ -355,8 +359,9 @@ def build_flax_nnx(cfg, steps, dtype, x, y):
 
     class Net(nnx.Module):
         def __init__(self, sizes, rngs):
-            self.layers = nnx.List([nnx.Linear(a, b, dtype=dtype, param_dtype=dtype, rngs=rngs)
-                                    for a, b in zip(sizes[:-1], sizes[1:])])
+            self.layers = nnx.List(
+                [nnx.Linear(a, b, dtype=dtype, param_dtype=dtype, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+            )
 
         def __call__(self, h):
             for layer in self.layers[:-1]:

@@ -10,6 +10,7 @@ Usage::
     python benchmarks/backprop.py                 # 7 rounds, prints a Markdown table
     python benchmarks/backprop.py --rounds 3 --batch 64 --sizes 784,128,10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from jaxnet import nn
 from jaxnet.autodiff import backprop, relative_error
@@ -75,16 +74,22 @@ def main(argv=None) -> None:
 
     ms = lambda v: f"{1e3 * statistics.median(v):.2f} ms"
     command = "python benchmarks/backprop.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(f"date: {datetime.date.today().isoformat()}; command: `{command.strip()}`; "
-          f"jax {jax.__version__}, {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs ({platform.machine()}), backend {jax.default_backend()}")
-    print(f"model MLP {'-'.join(map(str, sizes))} relu, batch {args.batch}, float32, "
-          f"{args.rounds} rounds x {args.repeats} calls; max relative difference of the gradients {err:.1e}\n")
+    print(
+        f"date: {datetime.date.today().isoformat()}; command: `{command.strip()}`; "
+        f"jax {jax.__version__}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs ({platform.machine()}), backend {jax.default_backend()}"
+    )
+    print(
+        f"model MLP {'-'.join(map(str, sizes))} relu, batch {args.batch}, float32, "
+        f"{args.rounds} rounds x {args.repeats} calls; max relative difference of the gradients {err:.1e}\n"
+    )
     print("| gradient | median time | ratio to jax.grad (median, range over rounds) |")
     print("|---|---:|---:|")
     print(f"| `jax.grad` (jit) | {ms(ad)} | 1 |")
-    print(f"| handwritten backprop (jit) | {ms(hw)} | {statistics.median(ratio):.3f} "
-          f"({min(ratio):.3f}-{max(ratio):.3f}) |")
+    print(
+        f"| handwritten backprop (jit) | {ms(hw)} | {statistics.median(ratio):.3f} "
+        f"({min(ratio):.3f}-{max(ratio):.3f}) |"
+    )
 
 
 if __name__ == "__main__":

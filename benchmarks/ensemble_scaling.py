@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/ensemble_scaling.py [--config overhead] [--members 1,2,4,8,16] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,10 +28,9 @@ MIN_TIME = {"cpu": 0.5, "gpu": 0.3}
 
 
 def build_raw_vmap(cfg, steps, k, dtype, x, y):
+    import _variants as V
     import jax
     import jax.numpy as jnp
-
-    import _variants as V
 
     params = jax.vmap(lambda key: V.raw_init(key, cfg.sizes, dtype))(jax.random.split(jax.random.PRNGKey(0), k))
     carry = [params, jax.vmap(V.raw_adam_init)(params)]
@@ -49,10 +49,9 @@ def build_raw_vmap(cfg, steps, k, dtype, x, y):
 
 def build_jaxnet_ensemble(cfg, steps, k, dtype, x, y):
     """jaxnet's ensemble engine, set up as ``fit_ensemble`` sets it up (no validation, no early stopping)."""
+    import _variants as V
     import jax
     import jax.numpy as jnp
-
-    import _variants as V
 
     try:
         from jaxnet.train import epoch as E
@@ -90,7 +89,11 @@ def build_jaxnet_single(cfg, steps, k, dtype, x, y):
     return V.build_jaxnet_scan(cfg, steps, dtype, x, y)
 
 
-VARIANTS = {"jaxnet-ensemble": build_jaxnet_ensemble, "raw-jax-vmap": build_raw_vmap, "jaxnet-single": build_jaxnet_single}
+VARIANTS = {
+    "jaxnet-ensemble": build_jaxnet_ensemble,
+    "raw-jax-vmap": build_raw_vmap,
+    "jaxnet-single": build_jaxnet_single,
+}
 
 
 def worker(argv) -> None:
@@ -106,7 +109,7 @@ def worker(argv) -> None:
         first, times = C.time_job(run, min_time=MIN_TIME[profile], smoke=smoke == "1")
     except V.Unavailable as e:
         return C.emit({"unavailable": str(e)})
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         traceback.print_exc()
         return C.emit({"error": f"{type(e).__name__}: {e}"[:300]})
     C.emit({"step_ms": 1e3 * statistics.median(times) / steps, "first_call_s": first})
@@ -133,13 +136,18 @@ def main() -> None:
     smoke = "1" if args.smoke else "0"
     jobs = {}
     for v in variants:
-        for k in ([1] if v == "jaxnet-single" else ks):
+        for k in [1] if v == "jaxnet-single" else ks:
             jobs[f"{v}@{k}"] = ("ensemble_scaling.py", [v, config, k, profile, args.dtype, smoke])
     print(f"ensemble scaling: {len(jobs)} jobs x {rounds} rounds", flush=True)
     head = C.header(f"Ensemble scaling ({C.get_config(config, profile).label()}, {args.dtype}, {profile})", sys.argv)
     render = lambda res: head + "\n" + table(res, variants, ks, rounds)
-    results = C.run_rounds(jobs, rounds, seed=args.seed, budget=args.budget,
-                           on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False))
+    results = C.run_rounds(
+        jobs,
+        rounds,
+        seed=args.seed,
+        budget=args.budget,
+        on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False),
+    )
     C.write_outputs(args, results, render(results))
 
 
@@ -158,17 +166,19 @@ def table(results, variants, ks, rounds) -> str:
             runs = results.get(job, [])
             cur = per_round(job)
             if not cur:
-                rows.append([v, k, (runs[0].get("unavailable") or runs[0].get("error")) if runs else "not run", "", "", ""])
+                rows.append(
+                    [v, k, (runs[0].get("unavailable") or runs[0].get("error")) if runs else "not run", "", "", ""]
+                )
                 continue
             rel = C.summary([cur[i] / base[i] for i in cur if i in base])
             rel1 = C.summary([cur[i] / single[i] for i in cur if i in single])
             rate = C.summary([k * 1e3 / cur[i] for i in cur])
-            rows.append([v, k, C.fmt(C.summary(cur.values()), ".3g"), C.fmt(rel, ".2f"), C.fmt(rel1, ".2f"),
-                         C.fmt(rate, ".4g")])
+            rows.append(
+                [v, k, C.fmt(C.summary(cur.values()), ".3g"), C.fmt(rel, ".2f"), C.fmt(rel1, ".2f"), C.fmt(rate, ".4g")]
+            )
     if single:
         rows.append(["jaxnet-single", 1, C.fmt(C.summary(single.values()), ".3g"), "", "1", ""])
-    head = ["variant", "K", "ms per step (all members)", "× same variant at K=1", "× jaxnet-single",
-            "member-steps/s"]
+    head = ["variant", "K", "ms per step (all members)", "× same variant at K=1", "× jaxnet-single", "member-steps/s"]
     return C.markdown_table(head, rows)
 
 

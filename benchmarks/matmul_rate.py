@@ -11,6 +11,7 @@ Two numbers per backend (JAX/XLA, and PyTorch when installed):
 
 Usage: ``python benchmarks/matmul_rate.py [--rounds 3] [--dtype float32] [--smoke]``
 """
+
 from __future__ import annotations
 
 import statistics
@@ -49,13 +50,23 @@ def _measure_jax(dtype: str, sizes, cfgs, min_time: float) -> dict:
     gemm = {}
     for cfg in cfgs:
         shapes = _gemm_chain_shapes(cfg)
-        ops = [(jax.random.normal(jax.random.fold_in(key, 2 * i), (m, k), dt),
-                jax.random.normal(jax.random.fold_in(key, 2 * i + 1), (k, n), dt)) for i, (m, k, n) in enumerate(shapes)]
+        ops = [
+            (
+                jax.random.normal(jax.random.fold_in(key, 2 * i), (m, k), dt),
+                jax.random.normal(jax.random.fold_in(key, 2 * i + 1), (k, n), dt),
+            )
+            for i, (m, k, n) in enumerate(shapes)
+        ]
         chain = jax.jit(lambda ops: [a @ b for a, b in ops])
         _, times = C.time_calls(lambda: jax.block_until_ready(chain(ops)), min_time=min_time)
         gemm[cfg.name] = cfg.batch / statistics.median(times)
-    return {"backend": "jax", "device": str(jax.devices()[0].device_kind), "by_size": by_size,
-            "peak_gflops": max(by_size.values()), "gemm_samples_per_s": gemm}
+    return {
+        "backend": "jax",
+        "device": str(jax.devices()[0].device_kind),
+        "by_size": by_size,
+        "peak_gflops": max(by_size.values()),
+        "gemm_samples_per_s": gemm,
+    }
 
 
 def _measure_torch(dtype: str, sizes, cfgs, min_time: float) -> dict:
@@ -80,8 +91,13 @@ def _measure_torch(dtype: str, sizes, cfgs, min_time: float) -> dict:
         by_size[n] = 2 * n**3 / statistics.median(times) / 1e9
     gemm = {}
     for cfg in cfgs:
-        ops = [(torch.randn(m, k, device=dev, dtype=dt, generator=gen), torch.randn(k, n, device=dev, dtype=dt, generator=gen))
-               for m, k, n in _gemm_chain_shapes(cfg)]
+        ops = [
+            (
+                torch.randn(m, k, device=dev, dtype=dt, generator=gen),
+                torch.randn(k, n, device=dev, dtype=dt, generator=gen),
+            )
+            for m, k, n in _gemm_chain_shapes(cfg)
+        ]
 
         def run():
             for a, b in ops:
@@ -90,8 +106,14 @@ def _measure_torch(dtype: str, sizes, cfgs, min_time: float) -> dict:
 
         _, times = C.time_calls(run, min_time=min_time)
         gemm[cfg.name] = cfg.batch / statistics.median(times)
-    return {"backend": "torch", "device": dev, "threads": torch.get_num_threads(), "by_size": by_size,
-            "peak_gflops": max(by_size.values()), "gemm_samples_per_s": gemm}
+    return {
+        "backend": "torch",
+        "device": dev,
+        "threads": torch.get_num_threads(),
+        "by_size": by_size,
+        "peak_gflops": max(by_size.values()),
+        "gemm_samples_per_s": gemm,
+    }
 
 
 def measure(backend: str, dtype: str, profile: str, config_names, smoke: bool = False) -> dict:
@@ -130,7 +152,9 @@ def table(results: dict, profile: str, configs) -> str:
     for name in sorted(k for k in results if k.startswith("matmul-")):
         ok = C.ok_rounds(results[name])
         if not ok:
-            status = (results[name][0].get("unavailable") or results[name][0].get("error")) if results[name] else "not run"
+            status = (
+                (results[name][0].get("unavailable") or results[name][0].get("error")) if results[name] else "not run"
+            )
             rows.append([name[7:], status] + [""] * (1 + len(configs)))
             continue
         sizes = sorted(ok[0]["by_size"], key=int)
@@ -152,7 +176,9 @@ def main() -> None:
     profile = args.profile or C.detect_profile()
     configs = ["smoke"] if args.smoke else args.configs.split(",")
     rounds = 1 if args.smoke else args.rounds
-    results = C.run_rounds(jobs_for(args.dtype, profile, configs, args.smoke), rounds, seed=args.seed, budget=args.budget)
+    results = C.run_rounds(
+        jobs_for(args.dtype, profile, configs, args.smoke), rounds, seed=args.seed, budget=args.budget
+    )
     md = C.header(f"Matrix-multiply rate ({args.dtype}, {profile})", sys.argv) + "\n" + table(results, profile, configs)
     C.write_outputs(args, results, md)
 

@@ -13,6 +13,7 @@ update that reads or writes more than the hand-written one shows up here).
     python benchmarks/optimizers.py                # ~10M parameters, 30 rounds of 5 calls
     python benchmarks/optimizers.py --size 100000 --repeats 5    # a quick smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import jaxnet.optim as O  # noqa: E402
+import jaxnet.optim as O
 
 LR, MU, B1, B2, EPS, ALPHA, WD = 1e-3, 0.9, 0.9, 0.999, 1e-8, 0.99, 1e-2
 
@@ -34,8 +35,11 @@ LR, MU, B1, B2, EPS, ALPHA, WD = 1e-3, 0.9, 0.9, 0.999, 1e-8, 0.99, 1e-2
 def make_tree(size: int, key):
     """An MLP-shaped pytree of about ``size`` parameters (two big matrices, biases, a small head)."""
     n = max(int((size / 2.5) ** 0.5), 4)
-    shapes = {"dense_0": {"w": (n, n), "b": (n,)}, "dense_1": {"w": (n, int(1.5 * n)), "b": (int(1.5 * n),)},
-              "dense_2": {"w": (int(1.5 * n), 10), "b": (10,)}}
+    shapes = {
+        "dense_0": {"w": (n, n), "b": (n,)},
+        "dense_1": {"w": (n, int(1.5 * n)), "b": (int(1.5 * n),)},
+        "dense_2": {"w": (int(1.5 * n), 10), "b": (10,)},
+    }
     leaves, treedef = jax.tree_util.tree_flatten(shapes, is_leaf=lambda s: isinstance(s, tuple))
     keys = jax.random.split(key, len(leaves))
     return treedef.unflatten([jax.random.normal(k, s, jnp.float32) for k, s in zip(keys, leaves)])
@@ -52,6 +56,7 @@ def unzip(tree_of_tuples, like, n):
 
 
 # ---- hand-written steps: (params, grads, state) -> (params, state), constants baked in ----
+
 
 def hand_sgd(p, g, s):
     return tmap(lambda p, g: p - LR * g, p, g), s
@@ -90,8 +95,8 @@ def hand_rmsprop(p, g, s):
 def hand_adam(p, g, s, wd=0.0):
     count, m, v = s
     t = (count + 1).astype(jnp.float32)
-    step = LR / (1 - B1 ** t)
-    bc2 = jnp.sqrt(1 - B2 ** t)
+    step = LR / (1 - B1**t)
+    bc2 = jnp.sqrt(1 - B2**t)
 
     def leaf(p, g, m, v):
         m = B1 * m + (1 - B1) * g
@@ -111,13 +116,19 @@ CASES = {
     # name: (jaxnet optimizer, hand-written step, hand-written initial state)
     "sgd": (O.sgd(LR), hand_sgd, lambda p: ()),
     "sgd momentum": (O.sgd(LR, momentum=MU), hand_momentum, lambda p: (jnp.zeros([], jnp.int32), zeros(p))),
-    "sgd nesterov": (O.sgd(LR, momentum=MU, nesterov=True), lambda p, g, s: hand_momentum(p, g, s, True),
-                     lambda p: (jnp.zeros([], jnp.int32), zeros(p))),
+    "sgd nesterov": (
+        O.sgd(LR, momentum=MU, nesterov=True),
+        lambda p, g, s: hand_momentum(p, g, s, True),
+        lambda p: (jnp.zeros([], jnp.int32), zeros(p)),
+    ),
     "adagrad": (O.adagrad(LR), hand_adagrad, zeros),
     "rmsprop": (O.rmsprop(LR, alpha=ALPHA, eps=EPS), hand_rmsprop, zeros),
     "adam": (O.adam(LR, B1, B2, EPS), hand_adam, lambda p: (jnp.zeros([], jnp.int32), zeros(p), zeros(p))),
-    "adamw": (O.adamw(LR, B1, B2, EPS, weight_decay=WD), lambda p, g, s: hand_adam(p, g, s, WD),
-              lambda p: (jnp.zeros([], jnp.int32), zeros(p), zeros(p))),
+    "adamw": (
+        O.adamw(LR, B1, B2, EPS, weight_decay=WD),
+        lambda p, g, s: hand_adam(p, g, s, WD),
+        lambda p: (jnp.zeros([], jnp.int32), zeros(p), zeros(p)),
+    ),
 }
 
 
@@ -125,6 +136,7 @@ def library_step(opt):
     def step(p, g, s):
         u, s = opt.update(g, s, p)
         return O.apply_updates(p, u), s
+
     return step
 
 
@@ -154,10 +166,14 @@ def main(argv=None):
     params = make_tree(args.size, jax.random.PRNGKey(0))
     grads = make_tree(args.size, jax.random.PRNGKey(1))
     n = sum(x.size for x in jax.tree_util.tree_leaves(params))
-    print(f"# optimizer update overhead: {n:,} float32 parameters, jax {jax.__version__}, "
-          f"{jax.devices()[0].platform}, {datetime.date.today()}, {args.repeats} rounds x {args.inner} calls")
-    print("| optimizer | jaxnet (ms) | hand-written (ms) | ratio, median of rounds [range] | ratio of fastest rounds "
-          "| bytes accessed, jaxnet / hand |")
+    print(
+        f"# optimizer update overhead: {n:,} float32 parameters, jax {jax.__version__}, "
+        f"{jax.devices()[0].platform}, {datetime.date.today()}, {args.repeats} rounds x {args.inner} calls"
+    )
+    print(
+        "| optimizer | jaxnet (ms) | hand-written (ms) | ratio, median of rounds [range] | ratio of fastest rounds "
+        "| bytes accessed, jaxnet / hand |"
+    )
     print("|---|---|---|---|---|---|")
     for name, (opt, hand, hand_init) in CASES.items():
         if args.only and name not in args.only:
@@ -173,9 +189,12 @@ def main(argv=None):
             else:
                 b, a = timed(ref, ref_args, args.inner), timed(lib, lib_args, args.inner)
             t_lib.append(a), t_ref.append(b), ratios.append(a / b)
-        print(f"| {name} | {1e3 * statistics.median(t_lib):.2f} | {1e3 * statistics.median(t_ref):.2f} | "
-              f"{statistics.median(ratios):.3f} [{min(ratios):.2f}, {max(ratios):.2f}] | "
-              f"{min(t_lib) / min(t_ref):.3f} | {traffic:.4f} |", flush=True)
+        print(
+            f"| {name} | {1e3 * statistics.median(t_lib):.2f} | {1e3 * statistics.median(t_ref):.2f} | "
+            f"{statistics.median(ratios):.3f} [{min(ratios):.2f}, {max(ratios):.2f}] | "
+            f"{min(t_lib) / min(t_ref):.3f} | {traffic:.4f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/parallel_scaling.py [--configs small,medium] [--devices 1,2,4,8] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import statistics
@@ -38,10 +39,9 @@ def _mesh_parts(devices: int):
 
 
 def build(variant, cfg, steps, devices, dtype, x, y):
+    import _variants as V
     import jax
     import jax.numpy as jnp
-
-    import _variants as V
 
     mesh, rep, shard = _mesh_parts(devices)
     # XLA:CPU's all-reduce between host devices deadlocked (rendezvous timeout, abort) with several
@@ -98,7 +98,7 @@ def worker(argv) -> None:
             _, times = C.time_job(run, min_time=MIN_TIME[profile], smoke=smoke == "1")
         except V.Unavailable as e:
             return C.emit({"unavailable": str(e)})
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             traceback.print_exc()
             out["configs"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
             continue
@@ -143,8 +143,11 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     rounds = 1 if args.smoke else args.rounds
     smoke = "1" if args.smoke else "0"
-    jobs = {f"{v}@{d}": ("parallel_scaling.py", [v, ",".join(configs), d, profile, args.dtype, smoke])
-            for v in variants for d in counts}
+    jobs = {
+        f"{v}@{d}": ("parallel_scaling.py", [v, ",".join(configs), d, profile, args.dtype, smoke])
+        for v in variants
+        for d in counts
+    }
 
     def env_of(name):
         if profile == "gpu":
@@ -156,15 +159,24 @@ def main() -> None:
     what = "host (CPU) devices sharing the same cores" if profile == "cpu" else "GPUs"
     head = C.header(f"Data-parallel scaling over {what} ({args.dtype})", sys.argv)
     render = lambda res: head + "\n" + table(res, configs, variants, counts)
-    results = C.run_rounds(jobs, rounds, seed=args.seed, env_of=env_of, budget=args.budget,
-                           on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False))
+    results = C.run_rounds(
+        jobs,
+        rounds,
+        seed=args.seed,
+        env_of=env_of,
+        budget=args.budget,
+        on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False),
+    )
     C.write_outputs(args, results, render(results))
 
 
 def table(results, configs, variants, counts) -> str:
     def per_round(job, c):
-        return {r["round"]: r["configs"][c]["samples_per_s"] for r in C.ok_rounds(results.get(job, []))
-                if "samples_per_s" in r["configs"].get(c, {})}
+        return {
+            r["round"]: r["configs"][c]["samples_per_s"]
+            for r in C.ok_rounds(results.get(job, []))
+            if "samples_per_s" in r["configs"].get(c, {})
+        }
 
     rows = []
     for c in configs:
@@ -174,8 +186,15 @@ def table(results, configs, variants, counts) -> str:
                 cur = per_round(f"{v}@{d}", c)
                 if not cur:
                     runs = results.get(f"{v}@{d}", [])
-                    why = (runs[0].get("unavailable") or runs[0].get("error")
-                           or runs[0].get("configs", {}).get(c, {}).get("error")) if runs else "not run"
+                    why = (
+                        (
+                            runs[0].get("unavailable")
+                            or runs[0].get("error")
+                            or runs[0].get("configs", {}).get(c, {}).get("error")
+                        )
+                        if runs
+                        else "not run"
+                    )
                     rows.append([c, v, d, why, ""])
                     continue
                 rel = C.summary([cur[i] / base[i] for i in cur if i in base])

@@ -11,6 +11,7 @@ Usage::
     python benchmarks/run_cpu.py --only throughput --rounds 5 --configs overhead,small
     python benchmarks/run_cpu.py --smoke                      # seconds: checks that it all runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,12 @@ def main() -> None:
     p.add_argument("--variants", default=None, help="throughput variants (default: all installed)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "out", "bench"))
     p.add_argument("--smoke", action="store_true")
-    p.add_argument("--no-budget", action="store_true",
-                   help="run every round even past the suites' time budgets (throughput 7 min, ensemble "
-                        "1.5 min, parallel 2 min; the first round always runs; step-overhead has none, ~30 s)")
+    p.add_argument(
+        "--no-budget",
+        action="store_true",
+        help="run every round even past the suites' time budgets (throughput 7 min, ensemble "
+        "1.5 min, parallel 2 min; the first round always runs; step-overhead has none, ~30 s)",
+    )
     args = p.parse_args()
     only = [s for s in args.only.split(",") if s]
     for s in only:
@@ -42,10 +46,17 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     common = ["--profile", "cpu", "--rounds", str(args.rounds)] + (["--smoke"] if args.smoke else [])
     commands = {
-        "throughput": ["throughput.py"] + (["--configs", args.configs] if args.configs else [])
+        "throughput": ["throughput.py"]
+        + (["--configs", args.configs] if args.configs else [])
         + (["--variants", args.variants] if args.variants else []),
         # one process, many short rounds: the per-call cost that separate processes cannot resolve
-        "step-overhead": ["step_overhead.py", "--configs", "overhead,small,medium", "--rounds", "1" if args.smoke else "15"],
+        "step-overhead": [
+            "step_overhead.py",
+            "--configs",
+            "overhead,small,medium",
+            "--rounds",
+            "1" if args.smoke else "15",
+        ],
         "ensemble": ["ensemble_scaling.py"],
         "parallel": ["parallel_scaling.py"],
     }
@@ -56,8 +67,16 @@ def main() -> None:
         if not args.no_budget:
             extra += ["--budget", str(budgets[suite])]
         out = os.path.join(args.out, f"cpu-{suite}")
-        cmd = [sys.executable, os.path.join(HERE, script), *common, *extra, "--json", out + ".json",
-               "--markdown", out + ".md"]
+        cmd = [
+            sys.executable,
+            os.path.join(HERE, script),
+            *common,
+            *extra,
+            "--json",
+            out + ".json",
+            "--markdown",
+            out + ".md",
+        ]
         print(f"== {suite}: {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         if subprocess.run(cmd).returncode != 0:

@@ -20,6 +20,7 @@ Usage::
     python benchmarks/step_overhead.py --configs overhead,small --rounds 15
     python benchmarks/step_overhead.py --profile gpu --configs overhead,medium
 """
+
 from __future__ import annotations
 
 import os
@@ -45,24 +46,25 @@ def raw_step_carrying(p, o, h, x, y):
 def build(cfg, steps, dtype, x, y):
     """The four variants as ``name -> run()`` (each ``run`` does ``steps`` steps and blocks), plus the
     two compiled steps for inspection."""
+    import _variants as V
     import jax
     import jax.numpy as jnp
 
-    import _variants as V
     from jaxnet.train import make_train_step
 
     batches = V._device_batches(cfg, steps, dtype, x, y)
     runs, compiled = {}, {}
-    extras = {"raw-jax-step": None,
-              "raw+5-scalars": tuple(jnp.asarray(v, jnp.float32) for v in HYPER),
-              "raw+1-vector": jnp.asarray(HYPER, jnp.float32)}
+    extras = {
+        "raw-jax-step": None,
+        "raw+5-scalars": tuple(jnp.asarray(v, jnp.float32) for v in HYPER),
+        "raw+1-vector": jnp.asarray(HYPER, jnp.float32),
+    }
     for name, extra in extras.items():
         params = V.raw_init(jax.random.PRNGKey(0), cfg.sizes, dtype)
         fn = jax.jit(raw_step_carrying, donate_argnums=(0, 1, 2))
         if name == "raw-jax-step":
             compiled[name] = fn.lower(params, V.raw_adam_init(params), None, *batches[0]).compile()
-        runs[name] = V.carry_loop(lambda c, b, fn=fn: fn(*c, *b)[:3], [params, V.raw_adam_init(params), extra],
-                                  batches)
+        runs[name] = V.carry_loop(lambda c, b, fn=fn: fn(*c, *b)[:3], [params, V.raw_adam_init(params), extra], batches)
 
     model, opt, params, state, opt_state = V._jaxnet_parts(cfg, dtype)
     step = make_train_step(model, V.JAXNET_LOSS, opt)
@@ -76,8 +78,11 @@ def program_stats(compiled) -> dict:
     text = compiled.as_text()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return {"fusions": text.count(" fusion("), "custom_calls": text.count("custom-call("),
-            "bytes": float((cost or {}).get("bytes accessed", float("nan")))}
+    return {
+        "fusions": text.count(" fusion("),
+        "custom_calls": text.count("custom-call("),
+        "bytes": float((cost or {}).get("bytes accessed", float("nan"))),
+    }
 
 
 def main() -> None:
@@ -114,11 +119,28 @@ def main() -> None:
         for k, ts in times.items():
             ratio = C.summary([a / b for a, b in zip(times["raw-jax-step"], ts)])
             prog = stats.get(k)
-            rows.append([k, C.fmt(C.summary([t * 1e3 for t in ts]), ".3g"), f"{min(ts) * 1e3:.3g}", C.fmt(ratio, ".2f"),
-                         "" if prog is None else f"{prog['fusions']} / {prog['custom_calls']} / {prog['bytes']:.3g}"])
-        sections.append(f"#### {cfg.label()}, {rounds} rounds x {steps} steps\n\n" + C.markdown_table(
-            ["variant", "ms/step median [range]", "fastest ms/step", "× raw-jax-step (speed, per round)",
-             "compiled: fusions / custom calls / bytes"], rows))
+            rows.append(
+                [
+                    k,
+                    C.fmt(C.summary([t * 1e3 for t in ts]), ".3g"),
+                    f"{min(ts) * 1e3:.3g}",
+                    C.fmt(ratio, ".2f"),
+                    "" if prog is None else f"{prog['fusions']} / {prog['custom_calls']} / {prog['bytes']:.3g}",
+                ]
+            )
+        sections.append(
+            f"#### {cfg.label()}, {rounds} rounds x {steps} steps\n\n"
+            + C.markdown_table(
+                [
+                    "variant",
+                    "ms/step median [range]",
+                    "fastest ms/step",
+                    "× raw-jax-step (speed, per round)",
+                    "compiled: fusions / custom calls / bytes",
+                ],
+                rows,
+            )
+        )
     C.write_outputs(args, raw, "\n\n".join(sections))
 
 

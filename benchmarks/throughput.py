@@ -17,6 +17,7 @@ Usage::
     python benchmarks/throughput.py --configs overhead,small --variants jaxnet-step,raw-jax-step --rounds 5
     python benchmarks/throughput.py --smoke                  # seconds: checks that it all runs
 """
+
 from __future__ import annotations
 
 import statistics
@@ -26,8 +27,10 @@ import traceback
 import _common as C
 import matmul_rate
 
-MIN_TIME = {"cpu": {"overhead": 0.4, "small": 0.4, "medium": 0.6, "large": 1.0},
-            "gpu": {"overhead": 0.3, "small": 0.3, "medium": 0.3, "large": 0.5}}
+MIN_TIME = {
+    "cpu": {"overhead": 0.4, "small": 0.4, "medium": 0.6, "large": 1.0},
+    "gpu": {"overhead": 0.3, "small": 0.3, "medium": 0.3, "large": 0.5},
+}
 REF = "raw-jax-step"
 SMOKE_VARIANTS = "jaxnet-step,jaxnet-scan,raw-jax-step,raw-jax-scan"
 
@@ -47,10 +50,12 @@ def worker(argv) -> None:
         x, y = C.make_data(cfg, steps)
         try:
             run = build(cfg, steps, dtype, x, y)
-            first, times = C.time_job(run, min_time=MIN_TIME[profile].get(cfg.name, 0.0), smoke=smoke)  # no entry for "smoke"
+            first, times = C.time_job(
+                run, min_time=MIN_TIME[profile].get(cfg.name, 0.0), smoke=smoke
+            )  # no entry for "smoke"
         except V.Unavailable as e:
             return C.emit({"unavailable": str(e)})
-        except Exception as e:  # noqa: BLE001 - one failing config must not hide the others
+        except Exception as e:
             traceback.print_exc()
             out["configs"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
             continue
@@ -90,8 +95,16 @@ def tables(results: dict, configs, variants, profile: str, rounds: int) -> tuple
             for c, v in r["gemm_samples_per_s"].items():
                 gemm.setdefault(c, {})[r["round"]] = max(gemm.get(c, {}).get(r["round"], 0.0), v)
     parts, targets = [], {}
-    head = ["variant", "samples/s", "ms/step", "GFLOP/s", "% of peak matmul", "% of GEMMs alone",
-            f"× {REF} (per round)", "first call s"]
+    head = [
+        "variant",
+        "samples/s",
+        "ms/step",
+        "GFLOP/s",
+        "% of peak matmul",
+        "% of GEMMs alone",
+        f"× {REF} (per round)",
+        "first call s",
+    ]
     for c in configs:
         cfg = C.get_config(c, profile)
         ref = _per_round(results, REF, c, "samples_per_s", rounds)
@@ -111,11 +124,18 @@ def tables(results: dict, configs, variants, profile: str, rounds: int) -> tuple
             pgemm = C.summary([100 * sps[i] / gemm[c][i] for i in sps if sps[i] is not None and gemm.get(c, {}).get(i)])
             ratio = _ratio(sps, ref)
             targets[(v, c)] = {"ratio_vs_ref": ratio, "pct_peak": pct}
-            rows.append([v, C.fmt(C.summary(sps.values()), ".4g"),
-                         C.fmt(C.summary(_per_round(results, v, c, "step_ms", rounds).values()), ".3g", False),
-                         C.fmt(C.summary(gfl.values()), ".3g", False), C.fmt(pct, ".0f"), C.fmt(pgemm, ".0f"),
-                         C.fmt(ratio, ".2f"),
-                         C.fmt(C.summary(_per_round(results, v, c, "first_call_s", rounds).values()), ".2g", False)])
+            rows.append(
+                [
+                    v,
+                    C.fmt(C.summary(sps.values()), ".4g"),
+                    C.fmt(C.summary(_per_round(results, v, c, "step_ms", rounds).values()), ".3g", False),
+                    C.fmt(C.summary(gfl.values()), ".3g", False),
+                    C.fmt(pct, ".0f"),
+                    C.fmt(pgemm, ".0f"),
+                    C.fmt(ratio, ".2f"),
+                    C.fmt(C.summary(_per_round(results, v, c, "first_call_s", rounds).values()), ".2g", False),
+                ]
+            )
         parts.append(f"#### {cfg.label()}\n\n" + C.markdown_table(head, rows))
     return "\n\n".join(parts), targets
 
@@ -125,24 +145,46 @@ def target_table(targets: dict, results: dict, configs, rounds: int) -> str:
     rows = []
 
     def add(what, goal, s, ok):
-        rows.append([what, goal, C.fmt(s, ".2f") if s else "not measured", ("met" if ok(s["median"]) else "missed")
-                     if s else "—"])
+        rows.append(
+            [
+                what,
+                goal,
+                C.fmt(s, ".2f") if s else "not measured",
+                ("met" if ok(s["median"]) else "missed") if s else "—",
+            ]
+        )
 
     for c in configs:
-        add(f"jaxnet-step / raw-jax-step, {c}", "≥ 0.97", targets.get(("jaxnet-step", c), {}).get("ratio_vs_ref"),
-            lambda m: m >= 0.97)
+        add(
+            f"jaxnet-step / raw-jax-step, {c}",
+            "≥ 0.97",
+            targets.get(("jaxnet-step", c), {}).get("ratio_vs_ref"),
+            lambda m: m >= 0.97,
+        )
     for c, goal in (("overhead", 2.0), ("small", 1.3)):
         if c in configs:
-            add(f"jaxnet-scan / raw-jax-step, {c}", f"≥ {goal}",
-                targets.get(("jaxnet-scan", c), {}).get("ratio_vs_ref"), lambda m, g=goal: m >= g)
+            add(
+                f"jaxnet-scan / raw-jax-step, {c}",
+                f"≥ {goal}",
+                targets.get(("jaxnet-scan", c), {}).get("ratio_vs_ref"),
+                lambda m, g=goal: m >= g,
+            )
     for c in ("overhead", "small"):
         if c in configs:
-            s = _ratio(_per_round(results, "jaxnet-scan", c, "samples_per_s", rounds),
-                       _per_round(results, "raw-jax-step-shuffled", c, "samples_per_s", rounds))
-            add(f"jaxnet-scan / raw-jax-step-shuffled (same shuffling work), {c}", "(≥ 2.0 / ≥ 1.3)", s,
-                lambda m, g=(2.0 if c == "overhead" else 1.3): m >= g)
-            s = _ratio(_per_round(results, "jaxnet-scan", c, "samples_per_s", rounds),
-                       _per_round(results, "raw-jax-scan", c, "samples_per_s", rounds))
+            s = _ratio(
+                _per_round(results, "jaxnet-scan", c, "samples_per_s", rounds),
+                _per_round(results, "raw-jax-step-shuffled", c, "samples_per_s", rounds),
+            )
+            add(
+                f"jaxnet-scan / raw-jax-step-shuffled (same shuffling work), {c}",
+                "(≥ 2.0 / ≥ 1.3)",
+                s,
+                lambda m, g=(2.0 if c == "overhead" else 1.3): m >= g,
+            )
+            s = _ratio(
+                _per_round(results, "jaxnet-scan", c, "samples_per_s", rounds),
+                _per_round(results, "raw-jax-scan", c, "samples_per_s", rounds),
+            )
             add(f"jaxnet-scan / raw-jax-scan (library cost of the epoch), {c}", "(≈ 1)", s, lambda m: m >= 0.97)
     for c in ("medium", "large"):
         if c in configs:
@@ -150,8 +192,10 @@ def target_table(targets: dict, results: dict, configs, rounds: int) -> str:
                 add(f"{v} % of peak matmul, {c}", "≥ 95", targets.get((v, c), {}).get("pct_peak"), lambda m: m >= 95)
     if "large" in configs:
         for v in ("jaxnet-step", "jaxnet-scan"):
-            s = _ratio(_per_round(results, v, "large", "samples_per_s", rounds),
-                       _per_round(results, "torch-compile", "large", "samples_per_s", rounds))
+            s = _ratio(
+                _per_round(results, v, "large", "samples_per_s", rounds),
+                _per_round(results, "torch-compile", "large", "samples_per_s", rounds),
+            )
             add(f"{v} / torch-compile, large", "≥ 1.0", s, lambda m: m >= 1.0)
     return C.markdown_table(["target", "goal", "measured (median [range] over rounds)", "verdict"], rows)
 
@@ -163,8 +207,11 @@ def main() -> None:
     p.add_argument("--configs", default="overhead,small,medium,large", help="comma-separated config names")
     p.add_argument("--variants", default=",".join(V.VARIANTS), help=f"comma-separated, from {list(V.VARIANTS)}")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--split-configs", action="store_true",
-                   help="one process per (variant, config) instead of one per variant (slower, more isolated)")
+    p.add_argument(
+        "--split-configs",
+        action="store_true",
+        help="one process per (variant, config) instead of one per variant (slower, more isolated)",
+    )
     p.add_argument("--no-matmul", action="store_true", help="skip the matrix-multiply rate jobs")
     p.add_argument("--matmul-backends", default="jax,torch", help="backends whose matmul rate is measured")
     args = C.parse_or_work(p, worker)
@@ -174,8 +221,11 @@ def main() -> None:
     configs = ["smoke"] if args.smoke else [c.strip() for c in args.configs.split(",") if c.strip()]
     for c in configs:
         C.get_config(c, profile)
-    variants = [v.strip() for v in (SMOKE_VARIANTS if args.smoke and "--variants" not in sys.argv
-                                     else args.variants).split(",") if v.strip()]
+    variants = [
+        v.strip()
+        for v in (SMOKE_VARIANTS if args.smoke and "--variants" not in sys.argv else args.variants).split(",")
+        if v.strip()
+    ]
     unknown = [v for v in variants if v not in V.VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {list(V.VARIANTS)}")
@@ -190,8 +240,11 @@ def main() -> None:
             name = v if len(groups) == 1 else f"{v}@{g[0]}"
             jobs[name] = ("throughput.py", [v, ",".join(g), profile, args.dtype, smoke])
     if not args.no_matmul:
-        jobs.update(matmul_rate.jobs_for(args.dtype, profile, configs, args.smoke,
-                                         [b for b in args.matmul_backends.split(",") if b]))
+        jobs.update(
+            matmul_rate.jobs_for(
+                args.dtype, profile, configs, args.smoke, [b for b in args.matmul_backends.split(",") if b]
+            )
+        )
     print(f"throughput: {len(jobs)} jobs x {rounds} rounds ({profile}, {args.dtype})", flush=True)
     head = C.header(f"Training throughput ({args.dtype}, {profile})", sys.argv)
 
@@ -199,12 +252,23 @@ def main() -> None:
         if args.split_configs:
             results = merge_split(results)
         body, targets = tables(results, configs, variants, profile, rounds)
-        return (head + "\n" + body + "\n\n#### Matrix-multiply rate measured in the same rounds\n\n"
-                + matmul_rate.table(results, profile, configs)
-                + "\n\n#### Targets\n\n" + target_table(targets, results, configs, rounds))
+        return (
+            head
+            + "\n"
+            + body
+            + "\n\n#### Matrix-multiply rate measured in the same rounds\n\n"
+            + matmul_rate.table(results, profile, configs)
+            + "\n\n#### Targets\n\n"
+            + target_table(targets, results, configs, rounds)
+        )
 
-    results = C.run_rounds(jobs, rounds, seed=args.seed, budget=args.budget,
-                           on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False))
+    results = C.run_rounds(
+        jobs,
+        rounds,
+        seed=args.seed,
+        budget=args.budget,
+        on_progress=lambda res: C.write_outputs(args, res, render(res), echo=False),
+    )
     C.write_outputs(args, results, render(results))
 
 
@@ -216,7 +280,9 @@ def merge_split(results: dict) -> dict:
         for r in runs:
             slot = next((m for m in merged.setdefault(base, []) if m["round"] == r["round"]), None)
             if slot is None or "configs" not in slot:
-                merged[base] = [m for m in merged[base] if m is not slot] + [dict(r, configs=dict(r.get("configs", {})))]
+                merged[base] = [m for m in merged[base] if m is not slot] + [
+                    dict(r, configs=dict(r.get("configs", {})))
+                ]
             elif "configs" in r:
                 slot["configs"].update(r["configs"])
     return merged

@@ -7,6 +7,7 @@ the fused pipeline of ``make_augment``, as the compiled training step would call
 
 Needs the examples extra: pip install 'jaxnet[examples]'.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,8 +30,7 @@ ROWS = [
     ("flip top-bottom", functools.partial(A.flip_vertical, p=1.0)),
     ("shear U[-0.4, 0.4]", functools.partial(A.shear, shear_range=(-0.4, 0.4))),
     ("stretch [1/1.4, 1.4]", functools.partial(A.stretch, factor_range=(1 / 1.4, 1.4))),
-    ("make_augment(...)", D.make_augment(rotation=0.3, zoom=1.2, shear=0.2, stretch=1.15, noise=0.05,
-                                         clip=(0.0, 1.0))),
+    ("make_augment(...)", D.make_augment(rotation=0.3, zoom=1.2, shear=0.2, stretch=1.15, noise=0.05, clip=(0.0, 1.0))),
 ]
 
 

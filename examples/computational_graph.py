@@ -12,6 +12,7 @@ Usage::
 
     python examples/computational_graph.py [--out DIR] [--x1 2 --x2 5]
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ points (hollow) are transformed with those same training statistics.
 
 Needs the examples extra: pip install 'jaxnet[examples]'.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,12 +36,20 @@ def _panel(ax, train, test, title, lim, cov_text=True):
     ax.axhline(0, color="0.8", lw=0.8, zorder=0)
     ax.axvline(0, color="0.8", lw=0.8, zorder=0)
     ax.scatter(train[:, 0], train[:, 1], s=9, color="tab:blue", alpha=0.75, label="train")
-    ax.scatter(test[:, 0], test[:, 1], s=14, facecolors="none", edgecolors="tab:purple", lw=0.9,
-               label="test (train stats)")
+    ax.scatter(
+        test[:, 0], test[:, 1], s=14, facecolors="none", edgecolors="tab:purple", lw=0.9, label="test (train stats)"
+    )
     c = np.round(np.cov(train.T, bias=True), 2) + 0.0  # + 0.0 turns -0.00 into 0.00
     if cov_text:
-        ax.text(0.03, 0.97, f"cov = [[{c[0, 0]:.2f}, {c[0, 1]:.2f}],\n       [{c[1, 0]:.2f}, {c[1, 1]:.2f}]]",
-                transform=ax.transAxes, va="top", fontsize=7, family="monospace")
+        ax.text(
+            0.03,
+            0.97,
+            f"cov = [[{c[0, 0]:.2f}, {c[0, 1]:.2f}],\n       [{c[1, 0]:.2f}, {c[1, 1]:.2f}]]",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+            family="monospace",
+        )
     ax.set_title(title, fontsize=10)
     lo, hi = lim if isinstance(lim, tuple) else (-lim, lim)
     ax.set_xlim(lo, hi)
@@ -59,20 +68,35 @@ def main(out_dir: str = "out") -> list[str]:
         raise ImportError("this example needs matplotlib: pip install 'jaxnet[examples]'") from e
     os.makedirs(out_dir, exist_ok=True)
     x, y, names = load_iris_pair()
-    (x_tr, _), (x_te, _) = D.train_test_split(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32), jnp.asarray(y),
-                                              test=0.2)
+    (x_tr, _), (x_te, _) = D.train_test_split(
+        jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32), jnp.asarray(y), test=0.2
+    )
     s = D.standardize_fit(x_tr)
     p = D.pca_fit(x_tr)
     f = lambda fn, stats: (np.asarray(fn(stats, x_tr)), np.asarray(fn(stats, x_te)))  # noqa: E731
     raw = (np.asarray(x_tr), np.asarray(x_te))
     figures = [
-        ("normalization_4_11.png", "Figure 4.11: zero mean, then unit variance per feature (iris)", 4.0,
-         [(raw, "raw (cm)", (-1.0, 8.0)), (f(D.center, s), "centred: x - mu", 4.5),
-          (f(D.standardize, s), "standardized: (x - mu) / sigma", 3.2)]),
-        ("normalization_4_12.png", "Figure 4.12: a diagonal covariance (decorrelation), then the identity "
-         "(whitening)", 3.7,
-         [(f(D.center, s), "centred", 4.5), (f(D.pca_decorrelate, p), "PCA-decorrelated: (x - mu) U", 4.5),
-          (f(D.pca_whiten, p), "PCA-whitened", 3.2), (f(D.zca_whiten, p), "ZCA-whitened", 3.2)]),
+        (
+            "normalization_4_11.png",
+            "Figure 4.11: zero mean, then unit variance per feature (iris)",
+            4.0,
+            [
+                (raw, "raw (cm)", (-1.0, 8.0)),
+                (f(D.center, s), "centred: x - mu", 4.5),
+                (f(D.standardize, s), "standardized: (x - mu) / sigma", 3.2),
+            ],
+        ),
+        (
+            "normalization_4_12.png",
+            "Figure 4.12: a diagonal covariance (decorrelation), then the identity (whitening)",
+            3.7,
+            [
+                (f(D.center, s), "centred", 4.5),
+                (f(D.pca_decorrelate, p), "PCA-decorrelated: (x - mu) U", 4.5),
+                (f(D.pca_whiten, p), "PCA-whitened", 3.2),
+                (f(D.zca_whiten, p), "ZCA-whitened", 3.2),
+            ],
+        ),
     ]
     paths = []
     for name, title, height, panels in figures:
@@ -89,6 +113,7 @@ def main(out_dir: str = "out") -> list[str]:
         fig.savefig(paths[-1])
         plt.close(fig)
     return paths
+
 
 if __name__ == "__main__":
     for path in main(sys.argv[1] if len(sys.argv) > 1 else "out"):

@@ -7,6 +7,7 @@ and ``lax.scan`` (:mod:`jaxnet.train`), and :mod:`jaxnet.autodiff` holds the
 computational-graph engine and the handwritten backprop. Importing jaxnet compiles
 nothing and loads no data.
 """
+
 from jaxnet import autodiff, data, nn, optim, train
 from jaxnet._version import __version__
 from jaxnet.autodiff import check_grads
@@ -43,10 +44,45 @@ from jaxnet.train import (
 from jaxnet.types import Layer, Optimizer
 
 __all__ = [
-    "__version__", "autodiff", "data", "nn", "optim", "train", "Layer", "Optimizer",
-    "MLP", "BatchNorm", "Dense", "Dropout", "Elu", "Flatten", "Identity", "LeakyRelu",
-    "LogisticRegression", "LogSoftmax", "PRelu", "Relu", "Sigmoid", "Softmax", "Step", "Tanh", "serial",
-    "adagrad", "adam", "adamw", "apply_updates", "chain", "rmsprop", "sgd",
-    "evaluate", "fit", "fit_ensemble", "load_checkpoint", "make_eval_step", "make_train_epoch",
-    "make_train_step", "save_checkpoint", "check_grads",
+    "MLP",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Elu",
+    "Flatten",
+    "Identity",
+    "Layer",
+    "LeakyRelu",
+    "LogSoftmax",
+    "LogisticRegression",
+    "Optimizer",
+    "PRelu",
+    "Relu",
+    "Sigmoid",
+    "Softmax",
+    "Step",
+    "Tanh",
+    "__version__",
+    "adagrad",
+    "adam",
+    "adamw",
+    "apply_updates",
+    "autodiff",
+    "chain",
+    "check_grads",
+    "data",
+    "evaluate",
+    "fit",
+    "fit_ensemble",
+    "load_checkpoint",
+    "make_eval_step",
+    "make_train_epoch",
+    "make_train_step",
+    "nn",
+    "optim",
+    "rmsprop",
+    "save_checkpoint",
+    "serial",
+    "sgd",
+    "train",
 ]

@@ -7,6 +7,7 @@ to ``--out``: ``history.json``, ``learning_curve.png`` and ``checkpoint.npz``. I
 the test accuracy. ``jaxnet evaluate`` rebuilds the data and model from the settings
 stored in a checkpoint and prints the test accuracy again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ def _positive(kind):
         if v <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return v
+
     return parse
 
 
@@ -44,42 +46,92 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxnet`` command (every flag documented in ``--help``)."""
     p = argparse.ArgumentParser(prog="jaxnet", description="Train and evaluate jaxnet models from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an MLP and write history, learning curve and checkpoint",
-                       description="Train an MLP classifier; writes history.json, learning_curve.png and "
-                                   "checkpoint.npz to --out and prints the test accuracy.")
+    t = sub.add_parser(
+        "train",
+        help="train an MLP and write history, learning curve and checkpoint",
+        description="Train an MLP classifier; writes history.json, learning_curve.png and "
+        "checkpoint.npz to --out and prints the test accuracy.",
+    )
     t.add_argument("--data", default="digits", help=f"dataset: {DATASETS} (default: digits)")
-    t.add_argument("--hidden", type=_hidden, default=[256, 128], help="hidden layer widths, comma-separated (default: 256,128)")
-    t.add_argument("--activation", default="relu", help="hidden activation: relu, tanh, sigmoid, elu, prelu, leaky_relu ... (default: relu)")
+    t.add_argument(
+        "--hidden", type=_hidden, default=[256, 128], help="hidden layer widths, comma-separated (default: 256,128)"
+    )
+    t.add_argument(
+        "--activation",
+        default="relu",
+        help="hidden activation: relu, tanh, sigmoid, elu, prelu, leaky_relu ... (default: relu)",
+    )
     t.add_argument("--batchnorm", action="store_true", help="add BatchNorm after every hidden Dense layer")
-    t.add_argument("--dropout", type=float, default=0.0, help="dropout rate (probability of dropping) after every hidden activation (default: 0)")
+    t.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="dropout rate (probability of dropping) after every hidden activation (default: 0)",
+    )
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer (default: adam)")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="(peak) learning rate (default: 1e-3)")
-    t.add_argument("--schedule", default="constant",
-                   help="learning-rate schedule over the whole run: constant, cosine (decay to 0), "
-                        "exponential:RATE (lr * RATE^(epoch)), warmup-cosine:EPOCHS (linear warm-up, then cosine) "
-                        "(default: constant)")
-    t.add_argument("--weight-decay", type=float, default=0.0,
-                   help="weight decay: decoupled for adamw, otherwise added to the gradient as lambda*w (default: 0)")
+    t.add_argument(
+        "--schedule",
+        default="constant",
+        help="learning-rate schedule over the whole run: constant, cosine (decay to 0), "
+        "exponential:RATE (lr * RATE^(epoch)), warmup-cosine:EPOCHS (linear warm-up, then cosine) "
+        "(default: constant)",
+    )
+    t.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="weight decay: decoupled for adamw, otherwise added to the gradient as lambda*w (default: 0)",
+    )
     t.add_argument("--epochs", type=_positive(int), default=40, help="training epochs (default: 40)")
     t.add_argument("--batch-size", type=_positive(int), default=32, help="mini-batch size (default: 32)")
-    t.add_argument("--augment", default="none",
-                   help="image augmentation for image data (digits, mnist): none, or comma-separated "
-                        "rotation:RADIANS, zoom:FACTOR, shear:S, stretch:FACTOR, noise:EPS (default: none)")
-    t.add_argument("--ensemble", type=_positive(int), default=1, help="train K members as one vmapped program and average their probabilities (default: 1)")
-    t.add_argument("--val", type=float, default=0.1, help="fraction of the training part held out for validation, 0 for none (default: 0.1)")
-    t.add_argument("--patience", type=int, default=0, help="early stopping on val_loss after this many epochs without improvement, restoring the best epoch; 0 disables (default: 0)")
+    t.add_argument(
+        "--augment",
+        default="none",
+        help="image augmentation for image data (digits, mnist): none, or comma-separated "
+        "rotation:RADIANS, zoom:FACTOR, shear:S, stretch:FACTOR, noise:EPS (default: none)",
+    )
+    t.add_argument(
+        "--ensemble",
+        type=_positive(int),
+        default=1,
+        help="train K members as one vmapped program and average their probabilities (default: 1)",
+    )
+    t.add_argument(
+        "--val",
+        type=float,
+        default=0.1,
+        help="fraction of the training part held out for validation, 0 for none (default: 0.1)",
+    )
+    t.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="early stopping on val_loss after this many epochs without improvement, restoring the best epoch; 0 disables (default: 0)",
+    )
     t.add_argument("--test", type=float, default=0.2, help="fraction held out for testing, stratified (default: 0.2)")
-    t.add_argument("--normalize", choices=("standardize", "none"), default="standardize",
-                   help="input preprocessing: standardize each feature with training mean and std, or none "
-                        "(digits and mnist pixels are already in [0, 1]) (default: standardize)")
-    t.add_argument("--samples", type=_positive(int), default=2000, help="points to generate for circle and spirals (default: 2000)")
+    t.add_argument(
+        "--normalize",
+        choices=("standardize", "none"),
+        default="standardize",
+        help="input preprocessing: standardize each feature with training mean and std, or none "
+        "(digits and mnist pixels are already in [0, 1]) (default: standardize)",
+    )
+    t.add_argument(
+        "--samples", type=_positive(int), default=2000, help="points to generate for circle and spirals (default: 2000)"
+    )
     t.add_argument("--seed", type=int, default=0, help="seed of the init, shuffles and dropout (default: 0)")
-    t.add_argument("--split-seed", type=int, default=0, help="seed of the test/validation split and generated data (default: 0)")
+    t.add_argument(
+        "--split-seed", type=int, default=0, help="seed of the test/validation split and generated data (default: 0)"
+    )
     t.add_argument("--out", default="runs/latest", help="output directory (default: runs/latest)")
     t.add_argument("--no-plot", action="store_true", help="skip learning_curve.png (no matplotlib needed)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    e = sub.add_parser("evaluate", help="print the test accuracy of a checkpoint written by jaxnet train",
-                       description="Rebuild the data split and model recorded in CHECKPOINT and print its test accuracy.")
+    e = sub.add_parser(
+        "evaluate",
+        help="print the test accuracy of a checkpoint written by jaxnet train",
+        description="Rebuild the data split and model recorded in CHECKPOINT and print its test accuracy.",
+    )
     e.add_argument("checkpoint", help="path to checkpoint.npz (or the --out directory holding it)")
     return p
 
@@ -158,14 +210,21 @@ def build_optimizer(cfg: dict, steps_per_epoch: int):
         warm = int(float(arg or 1) * steps_per_epoch)
         rate = O.warmup_cosine_decay(lr, warm, total)
     else:
-        raise ValueError(f"jaxnet train: unknown --schedule {sched!r}; use constant, cosine, exponential:RATE "
-                         "or warmup-cosine:EPOCHS")
+        raise ValueError(
+            f"jaxnet train: unknown --schedule {sched!r}; use constant, cosine, exponential:RATE "
+            "or warmup-cosine:EPOCHS"
+        )
     name, wd = cfg["optimizer"], cfg["weight_decay"]
     if name == "adamw":
         return O.adamw(rate, weight_decay=wd)
-    opt = {"sgd": lambda: O.sgd(rate), "momentum": lambda: O.sgd(rate, momentum=0.9),
-           "nesterov": lambda: O.sgd(rate, momentum=0.9, nesterov=True), "adam": lambda: O.adam(rate),
-           "rmsprop": lambda: O.rmsprop(rate), "adagrad": lambda: O.adagrad(rate)}[name]()
+    opt = {
+        "sgd": lambda: O.sgd(rate),
+        "momentum": lambda: O.sgd(rate, momentum=0.9),
+        "nesterov": lambda: O.sgd(rate, momentum=0.9, nesterov=True),
+        "adam": lambda: O.adam(rate),
+        "rmsprop": lambda: O.rmsprop(rate),
+        "adagrad": lambda: O.adagrad(rate),
+    }[name]()
     return O.chain(O.add_decayed_weights(wd), opt) if wd else opt
 
 
@@ -182,7 +241,9 @@ def build_augment(cfg: dict, info: dict):
     for part in spec.split(","):
         k, _, v = part.partition(":")
         if k not in ("rotation", "zoom", "shear", "stretch", "noise") or not v:
-            raise ValueError(f"jaxnet train: --augment items are rotation:R, zoom:F, shear:S, stretch:F, noise:EPS; got {part!r}")
+            raise ValueError(
+                f"jaxnet train: --augment items are rotation:R, zoom:F, shear:S, stretch:F, noise:EPS; got {part!r}"
+            )
         kw[k] = float(v)
     warp, stats, shape = D.make_augment(**kw), info["stats"], info["image_shape"]
 
@@ -195,8 +256,28 @@ def build_augment(cfg: dict, info: dict):
 
 # ---------------------------------------------------------------- commands
 def _settings(args) -> dict:
-    keys = ("data", "hidden", "activation", "batchnorm", "dropout", "optimizer", "lr", "schedule", "weight_decay",
-            "epochs", "batch_size", "augment", "ensemble", "val", "patience", "test", "normalize", "samples", "seed", "split_seed")
+    keys = (
+        "data",
+        "hidden",
+        "activation",
+        "batchnorm",
+        "dropout",
+        "optimizer",
+        "lr",
+        "schedule",
+        "weight_decay",
+        "epochs",
+        "batch_size",
+        "augment",
+        "ensemble",
+        "val",
+        "patience",
+        "test",
+        "normalize",
+        "samples",
+        "seed",
+        "split_seed",
+    )
     return {k: getattr(args, k) for k in keys}
 
 
@@ -207,8 +288,9 @@ def _plot(path, histories, title):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ImportError("jaxnet train: the learning curve needs matplotlib: pip install 'jaxnet[examples]' "
-                          "(or pass --no-plot)") from e
+        raise ImportError(
+            "jaxnet train: the learning curve needs matplotlib: pip install 'jaxnet[examples]' (or pass --no-plot)"
+        ) from e
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for i, h in enumerate(histories):
         tag = f" (member {i})" if len(histories) > 1 else ""
@@ -238,8 +320,9 @@ def train(args) -> dict:
         try:
             import matplotlib  # noqa: F401  (fail before training, not after)
         except ImportError as e:
-            raise ImportError("jaxnet train: the learning curve needs matplotlib: pip install 'jaxnet[examples]' "
-                              "(or pass --no-plot)") from e
+            raise ImportError(
+                "jaxnet train: the learning curve needs matplotlib: pip install 'jaxnet[examples]' (or pass --no-plot)"
+            ) from e
     cfg = _settings(args)
     if not 0.0 <= cfg["dropout"] < 1.0:
         raise ValueError(f"jaxnet train: --dropout must lie in [0, 1), got {cfg['dropout']}")
@@ -251,8 +334,16 @@ def train(args) -> dict:
     metrics = {"accuracy": losses.accuracy}
     stop = T.EarlyStopping(patience=cfg["patience"]) if cfg["patience"] > 0 and val_d is not None else None
     key = jax.random.PRNGKey(cfg["seed"])
-    common = dict(epochs=cfg["epochs"], batch_size=batch, key=key, validation=val_d, metrics=metrics,
-                  early_stopping=stop, progress=not args.quiet, augment=augment)
+    common = dict(
+        epochs=cfg["epochs"],
+        batch_size=batch,
+        key=key,
+        validation=val_d,
+        metrics=metrics,
+        early_stopping=stop,
+        progress=not args.quiet,
+        augment=augment,
+    )
     t0 = time.perf_counter()
     if cfg["ensemble"] > 1:
         r = T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common)
@@ -265,21 +356,45 @@ def train(args) -> dict:
     seconds = time.perf_counter() - t0
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump({"settings": cfg, "test_accuracy": acc, "ensemble": report, "seconds": seconds,
-                   "histories": [h.to_dict() for h in histories]}, f, indent=1)
-    ckpt = T.save_checkpoint(os.path.join(args.out, "checkpoint.npz"), params=r.params, state=r.state,
-                             opt_state=r.opt_state, step=r.epoch, key=key, history=histories[0],
-                             config={"cli": cfg, "test_accuracy": acc})
+        json.dump(
+            {
+                "settings": cfg,
+                "test_accuracy": acc,
+                "ensemble": report,
+                "seconds": seconds,
+                "histories": [h.to_dict() for h in histories],
+            },
+            f,
+            indent=1,
+        )
+    ckpt = T.save_checkpoint(
+        os.path.join(args.out, "checkpoint.npz"),
+        params=r.params,
+        state=r.state,
+        opt_state=r.opt_state,
+        step=r.epoch,
+        key=key,
+        history=histories[0],
+        config={"cli": cfg, "test_accuracy": acc},
+    )
     if not args.no_plot:
-        _plot(os.path.join(args.out, "learning_curve.png"), histories,
-              f"{cfg['data']}: MLP {cfg['hidden']} {cfg['optimizer']} lr {cfg['lr']}")
+        _plot(
+            os.path.join(args.out, "learning_curve.png"),
+            histories,
+            f"{cfg['data']}: MLP {cfg['hidden']} {cfg['optimizer']} lr {cfg['lr']}",
+        )
     if report is not None:
-        print(f"members' test accuracy: {', '.join(f'{a:.4f}' for a in report['member_accuracy'])} "
-              f"(mean {report['mean_member']:.4f}); ensemble gain {report['gain']:+.4f}")
+        print(
+            f"members' test accuracy: {', '.join(f'{a:.4f}' for a in report['member_accuracy'])} "
+            f"(mean {report['mean_member']:.4f}); ensemble gain {report['gain']:+.4f}"
+        )
     for h in histories:
         if h.stop_reason == "nonfinite":
-            print(f"warning: training stopped at a non-finite value, epoch {h.nonfinite['epoch']}, "
-                  f"step {h.nonfinite['step']}", file=sys.stderr)
+            print(
+                f"warning: training stopped at a non-finite value, epoch {h.nonfinite['epoch']}, "
+                f"step {h.nonfinite['step']}",
+                file=sys.stderr,
+            )
     print(f"test accuracy: {acc:.4f}  ({test_d[0].shape[0]} samples, {seconds:.1f} s)  -> {ckpt}")
     return {"test_accuracy": acc, "out": args.out, "checkpoint": ckpt, "report": report, "seconds": seconds}
 

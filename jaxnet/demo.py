@@ -2,6 +2,7 @@
 
 Part two is the command line: ``jaxnet train`` on the digits (see the Makefile's ``DEMO_ARGS``).
 """
+
 from __future__ import annotations
 
 import time
@@ -27,17 +28,40 @@ def main() -> None:
     print("\nXOR learned by an MLP 2-8-2 (tanh, SGD, 4 points per step, 500 epochs in one compiled program):")
     x, y = jn.data.xor()
     model = jn.MLP([8, 2], "tanh")
-    r = fit(model, LOSS, jn.sgd(0.5), (x, y), epochs=500, batch_size=4, key=jax.random.PRNGKey(1), metrics=ACC,
-            progress=False, epochs_per_call=500)
-    print(f"  loss {r.history['loss'][-1]:.4f}  accuracy {evaluate(model, LOSS, r.params, r.state, (x, y), metrics=ACC)['accuracy']:.3f}")
+    r = fit(
+        model,
+        LOSS,
+        jn.sgd(0.5),
+        (x, y),
+        epochs=500,
+        batch_size=4,
+        key=jax.random.PRNGKey(1),
+        metrics=ACC,
+        progress=False,
+        epochs_per_call=500,
+    )
+    print(
+        f"  loss {r.history['loss'][-1]:.4f}  accuracy {evaluate(model, LOSS, r.params, r.state, (x, y), metrics=ACC)['accuracy']:.3f}"
+    )
 
     print("\nCircle data (label 1 iff 3 <= x^2+y^2 <= 8), MLP 2-32-32-2 (relu, SGD with momentum, batches of 50):")
     x, y = jn.data.circle(jax.random.PRNGKey(2), 2000)
     xt, yt = jn.data.circle(jax.random.PRNGKey(3), 1000)
     model = jn.MLP([32, 32, 2], "relu")
     t0 = time.perf_counter()
-    r = fit(model, LOSS, jn.sgd(0.05, momentum=0.9), (x, y), epochs=60, batch_size=50, key=jax.random.PRNGKey(4),
-            validation=0.1, metrics=ACC, progress=False, epochs_per_call=20)
+    r = fit(
+        model,
+        LOSS,
+        jn.sgd(0.05, momentum=0.9),
+        (x, y),
+        epochs=60,
+        batch_size=50,
+        key=jax.random.PRNGKey(4),
+        validation=0.1,
+        metrics=ACC,
+        progress=False,
+        epochs_per_call=20,
+    )
     h = r.history
     for e in (0, 19, 39, 59):
         print(f"  epoch {h['epoch'][e]:3d}  loss {h['loss'][e]:.4f}  val_accuracy {h['val_accuracy'][e]:.3f}")

@@ -19,9 +19,11 @@ An optimizer is a pair of pure functions::
 and ``apply_updates(params, updates)`` adds the updates; the minus sign of gradient
 descent lives inside the optimizers.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 
@@ -31,7 +33,7 @@ Key = PRNGKey
 Params = Any  # a pytree of arrays, usually nested dicts
 State = Any  # a pytree of arrays (running statistics); {} for stateless layers
 OptState = Any
-Shape = Tuple[int, ...]
+Shape = tuple[int, ...]
 
 
 class Layer(NamedTuple):
@@ -56,7 +58,7 @@ class Layer(NamedTuple):
     name: str = "Layer"
     kind: str = "custom"
     config: Mapping[str, Any] = {}
-    layers: Tuple["Layer", ...] = ()
+    layers: tuple[Layer, ...] = ()
     needs_key: bool = False
     scope: str | None = None
 

@@ -1,4 +1,5 @@
 """Shared fixtures. Tests comparing against float64 references enable x64 locally."""
+
 import jax
 import numpy as np
 import pytest

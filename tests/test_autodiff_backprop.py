@@ -1,4 +1,5 @@
 """Handwritten backprop: every layer kind, loss, penalty and kink against jax.grad (float64)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,10 +19,13 @@ def _f64_params(params, key, noise=0.1):
     """Float64 params, shifted off their initial values (zero biases sit on ReLU kinks)."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(key, max(len(leaves), 1))
-    return jax.tree_util.tree_unflatten(treedef, [
-        jnp.asarray(l, jnp.float64) + noise * jax.random.normal(k, jnp.shape(l), jnp.float64)
-        for l, k in zip(leaves, keys)
-    ])
+    return jax.tree_util.tree_unflatten(
+        treedef,
+        [
+            jnp.asarray(l, jnp.float64) + noise * jax.random.normal(k, jnp.shape(l), jnp.float64)
+            for l, k in zip(leaves, keys)
+        ],
+    )
 
 
 def _jax_objective(model, state, x, y, loss, where=None, penalties=(), key=None, train=True):
@@ -35,8 +39,11 @@ def _jax_objective(model, state, x, y, loss, where=None, penalties=(), key=None,
 
 
 # Compile time dominates these small tests; both sides compile the same way, so cheap XLA options are fair.
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
-                "xla_cpu_use_fusion_emitters": False}
+FAST_COMPILE = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
 
 
 def _assert_agree(model, params, state, x, y, loss, tol=TOL, **kw):
@@ -48,8 +55,10 @@ def _assert_agree_many(model, params, state, x, cases, tol=TOL):
     objectives = [_jax_objective(model, state, x, y, loss, **kw) for y, loss, kw in cases]
 
     def both(p):
-        return [(backprop(model, p, state, x, y, loss, **kw), jax.value_and_grad(obj)(p))
-                for (y, loss, kw), obj in zip(cases, objectives)]
+        return [
+            (backprop(model, p, state, x, y, loss, **kw), jax.value_and_grad(obj)(p))
+            for (y, loss, kw), obj in zip(cases, objectives)
+        ]
 
     results = jax.jit(both).lower(params).compile(compiler_options=FAST_COMPILE)(params)
     out = []
@@ -72,8 +81,17 @@ def _assert_agree_many(model, params, state, x, cases, tol=TOL):
 def test_every_activation_layer(x64):
     """One deep model with every activation (Step has its own test: no gradient passes it)."""
     key = jax.random.PRNGKey(1)
-    acts = [nn.Sigmoid(), nn.Tanh(), nn.Relu(), nn.LeakyRelu(0.2), nn.PRelu(), nn.Elu(), nn.Identity(),
-            nn.Elu(0.8, learnable=True), nn.LeakyRelu()]
+    acts = [
+        nn.Sigmoid(),
+        nn.Tanh(),
+        nn.Relu(),
+        nn.LeakyRelu(0.2),
+        nn.PRelu(),
+        nn.Elu(),
+        nn.Identity(),
+        nn.Elu(0.8, learnable=True),
+        nn.LeakyRelu(),
+    ]
     layers = []
     for act in acts:
         layers += [nn.Dense(5), act]
@@ -176,8 +194,7 @@ def test_penalties_l1_l2_with_masks(x64):
     callable_mask = [("l2", 0.7, lambda p: jax.tree_util.tree_map(lambda a: a.ndim == 2, p))]
     grads = _assert_agree(model, params, state, x, y, "squared_error", penalties=callable_mask)
     _, plain = backprop(model, params, state, x, y, "squared_error")
-    np.testing.assert_allclose(grads["dense_0"]["w"] - plain["dense_0"]["w"], 0.7 * params["dense_0"]["w"],
-                               rtol=1e-12)
+    np.testing.assert_allclose(grads["dense_0"]["w"] - plain["dense_0"]["w"], 0.7 * params["dense_0"]["w"], rtol=1e-12)
     np.testing.assert_allclose(grads["dense_0"]["b"], plain["dense_0"]["b"], rtol=1e-13)
 
 
@@ -192,7 +209,11 @@ def test_penalties_match_the_optimizers_regularizers(x64):
             leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(params)]
             # leaves in order a/b, a/w, c
             chosen = leaves if mask is None else leaves[1:2] if mask is optim.weights_only else leaves[1:]
-            ref = 0.15 * sum(np.sum(a * a) for a in chosen) if kind == "l2" else 0.3 * sum(np.abs(a).sum() for a in chosen)
+            ref = (
+                0.15 * sum(np.sum(a * a) for a in chosen)
+                if kind == "l2"
+                else 0.3 * sum(np.abs(a).sum() for a in chosen)
+            )
             np.testing.assert_allclose(P.penalty_value(params, kind, 0.3, mask), ref, rtol=1e-14)
             want = jax.grad(lambda p: fn(p, 0.3, mask))(params)
             got = P.penalty_gradient(params, kind, 0.3, mask)
@@ -203,10 +224,15 @@ def test_penalties_match_the_optimizers_regularizers(x64):
     _, p, state = model.init(key, (-1, 2))
     p = _f64_params(p, key)
     x = jax.random.normal(key, (4, 2), jnp.float64)
-    _, grads = backprop(model, p, state, x, jnp.zeros((4, 2)), "squared_error",
-                        penalties=[("l1", 0.1, optim.weights_only)])
-    want = jax.grad(lambda q: L.squared_error(model.apply(q, state, x, train=True)[0], jnp.zeros((4, 2)))
-                    + optim.l1_penalty(q, 0.1, optim.weights_only))(p)
+    _, grads = backprop(
+        model, p, state, x, jnp.zeros((4, 2)), "squared_error", penalties=[("l1", 0.1, optim.weights_only)]
+    )
+    want = jax.grad(
+        lambda q: (
+            L.squared_error(model.apply(q, state, x, train=True)[0], jnp.zeros((4, 2)))
+            + optim.l1_penalty(q, 0.1, optim.weights_only)
+        )
+    )(p)
     for g, v in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(g, v, rtol=1e-12)
 
@@ -227,6 +253,7 @@ def test_penalty_arguments_are_checked():
 
 
 # --- subgradients: the value chosen at each kink ----------------------------------------------
+
 
 def test_subgradient_relu_at_zero_is_zero(x64):
     relu_net = nn.serial(nn.Dense(2), nn.Relu())
@@ -269,13 +296,16 @@ def test_bce_with_logits_at_zero_gives_the_true_derivative(x64):
     y = jnp.array([0.0, 1.0, 0.0, 1.0])
     g = loss_gradient("binary_cross_entropy_with_logits", z, y)
     h = 1e-6
-    fd = (jax.vmap(lambda i: L.binary_cross_entropy_with_logits(z.at[i, 0].add(h), y))(jnp.arange(4))
-          - jax.vmap(lambda i: L.binary_cross_entropy_with_logits(z.at[i, 0].add(-h), y))(jnp.arange(4))) / (2 * h)
+    fd = (
+        jax.vmap(lambda i: L.binary_cross_entropy_with_logits(z.at[i, 0].add(h), y))(jnp.arange(4))
+        - jax.vmap(lambda i: L.binary_cross_entropy_with_logits(z.at[i, 0].add(-h), y))(jnp.arange(4))
+    ) / (2 * h)
     np.testing.assert_allclose(g[:, 0], (0.5 - y) / 4)
     np.testing.assert_allclose(g[:, 0], fd, atol=1e-9)
 
 
 # --- errors, jit, no autodiff inside -------------------------------------------------------
+
 
 def test_unknown_layer_kind_is_named():
     odd = make_layer("Odd()", lambda k, s: (s, {}, {}), lambda p, s, x, *, key, train: (x, s), kind="odd")
@@ -305,8 +335,15 @@ def test_no_automatic_differentiation_inside(monkeypatch):
 
     for name in ("grad", "vjp", "value_and_grad", "jvp", "linearize"):
         monkeypatch.setattr(jax, name, forbidden)
-    _, grads = backprop(model, params, state, jnp.ones((3, 3)), jnp.array([0, 1, 1]),
-                        "softmax_cross_entropy_with_integer_labels", penalties=[("l2", 0.1)])
+    _, grads = backprop(
+        model,
+        params,
+        state,
+        jnp.ones((3, 3)),
+        jnp.array([0, 1, 1]),
+        "softmax_cross_entropy_with_integer_labels",
+        penalties=[("l2", 0.1)],
+    )
     assert jax.tree_util.tree_structure(grads) == jax.tree_util.tree_structure(params)
 
 
@@ -330,12 +367,19 @@ def test_jit_compiles_once_and_keeps_float32():
 
 # --- BatchNorm and Dropout -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["inverted", "chapter"])
 def test_gradients_of_a_batchnorm_dropout_mlp_agree_with_the_handwritten_backprop(x64, mode):
     key = jax.random.PRNGKey(12)
     model = nn.serial(
-        nn.Dense(6), nn.BatchNorm(), nn.Relu(), nn.Dropout(0.3, mode=mode),
-        nn.Dense(5), nn.BatchNorm(affine=False, eps=1e-3), nn.Tanh(), nn.Dropout(0.5, mode=mode),
+        nn.Dense(6),
+        nn.BatchNorm(),
+        nn.Relu(),
+        nn.Dropout(0.3, mode=mode),
+        nn.Dense(5),
+        nn.BatchNorm(affine=False, eps=1e-3),
+        nn.Tanh(),
+        nn.Dropout(0.5, mode=mode),
         nn.Dense(3),
     )
     _, params, state = model.init(key, (-1, 4))
@@ -344,11 +388,18 @@ def test_gradients_of_a_batchnorm_dropout_mlp_agree_with_the_handwritten_backpro
     y = jnp.arange(16) % 3
     loss = "softmax_cross_entropy_with_integer_labels"
     # two keys (different units dropped, both sides follow the key) and evaluation mode (running statistics)
-    first, other, _ = _assert_agree_many(model, params, state, x, [
-        (y, loss, {"key": jax.random.PRNGKey(99), "train": True}),
-        (y, loss, {"key": jax.random.PRNGKey(7), "train": True}),
-        (y, loss, {"train": False}),
-    ], tol=1e-11)
+    first, other, _ = _assert_agree_many(
+        model,
+        params,
+        state,
+        x,
+        [
+            (y, loss, {"key": jax.random.PRNGKey(99), "train": True}),
+            (y, loss, {"key": jax.random.PRNGKey(7), "train": True}),
+            (y, loss, {"train": False}),
+        ],
+        tol=1e-11,
+    )
     assert not np.allclose(first["dense_0"]["w"], other["dense_0"]["w"])
 
 
@@ -363,8 +414,16 @@ def test_batchnorm_channel_axis_and_mlp_builder(x64):
     _, params, state = mlp.init(key, (-1, 3))
     params = _f64_params(params, key)
     x = jax.random.normal(key, (10, 3), jnp.float64)
-    _assert_agree(mlp, params, state, x, jnp.arange(10) % 2, "softmax_cross_entropy_with_integer_labels",
-                  tol=1e-11, key=jax.random.PRNGKey(3))
+    _assert_agree(
+        mlp,
+        params,
+        state,
+        x,
+        jnp.arange(10) % 2,
+        "softmax_cross_entropy_with_integer_labels",
+        tol=1e-11,
+        key=jax.random.PRNGKey(3),
+    )
 
 
 def test_dropout_edge_rates(x64):

@@ -1,4 +1,5 @@
 """check_grads: the public gradient check, its report and its errors."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +14,8 @@ def _setup(model, in_dim=3, n=6, seed=0):
     key = jax.random.PRNGKey(seed)
     _, params, state = model.init(key, (-1, in_dim))
     params = jax.tree_util.tree_map(
-        lambda a: jnp.asarray(a, jnp.float64) + 0.1 * jax.random.normal(key, jnp.shape(a), jnp.float64), params)
+        lambda a: jnp.asarray(a, jnp.float64) + 0.1 * jax.random.normal(key, jnp.shape(a), jnp.float64), params
+    )
     x = jax.random.normal(key, (n, in_dim), jnp.float64)
     return params, state, x
 
@@ -21,8 +23,9 @@ def _setup(model, in_dim=3, n=6, seed=0):
 def test_report_per_parameter_path(x64):
     model = nn.MLP([4, 2], activation="prelu")
     params, state, x = _setup(model)
-    report = check_grads(model, params, state, x, jnp.arange(6) % 2, "softmax_cross_entropy_with_integer_labels",
-                         penalties=[("l2", 0.1)])
+    report = check_grads(
+        model, params, state, x, jnp.arange(6) % 2, "softmax_cross_entropy_with_integer_labels", penalties=[("l2", 0.1)]
+    )
     assert set(report) == {"dense_0/w", "dense_0/b", "prelu_1/alpha", "dense_2/w", "dense_2/b"}
     for path, err in report.items():
         assert err.handwritten <= 1e-12, path
@@ -39,8 +42,13 @@ def test_float32_defaults_pass():
 
 def _liar(fn):
     """A layer whose description says ReLU but which computes ``fn``: a bug check_grads must catch."""
-    return make_layer("Liar()", lambda k, s: (s, {}, {}), lambda p, s, x, *, key, train: (fn(x), s),
-                      kind="activation", config={"fn": "relu"})
+    return make_layer(
+        "Liar()",
+        lambda k, s: (s, {}, {}),
+        lambda p, s, x, *, key, train: (fn(x), s),
+        kind="activation",
+        config={"fn": "relu"},
+    )
 
 
 def test_raises_naming_the_path_where_handwritten_and_jax_disagree(x64):
@@ -60,12 +68,18 @@ def test_finite_differences_catch_a_wrong_jax_derivative(x64):
         return x
 
     wrong_identity.defjvp(lambda primals, tangents: (primals[0], 2.0 * tangents[0]))
-    layer = make_layer("Odd()", lambda k, s: (s, {}, {}), lambda p, s, x, *, key, train: (wrong_identity(x), s),
-                       kind="activation", config={"fn": "identity"})
+    layer = make_layer(
+        "Odd()",
+        lambda k, s: (s, {}, {}),
+        lambda p, s, x, *, key, train: (wrong_identity(x), s),
+        kind="activation",
+        config={"fn": "identity"},
+    )
     model = nn.serial(nn.Dense(3), layer, nn.Dense(1))
     params, state, x = _setup(model)
-    report = check_grads(model, params, state, x, jnp.zeros((6, 1)), "squared_error", raise_on_error=False,
-                         fd_entries=None)
+    report = check_grads(
+        model, params, state, x, jnp.zeros((6, 1)), "squared_error", raise_on_error=False, fd_entries=None
+    )
     # jax.grad is off by a factor 2 below the odd layer; the handwritten and finite differences both disagree with it
     assert report["dense_0/w"].handwritten == pytest.approx(0.5, rel=1e-6)
     assert report["dense_0/w"].finite_differences == pytest.approx(0.5, rel=1e-4)

@@ -1,4 +1,5 @@
 """The worked example (v0..v6) and the pictures: DOT text always, rendering when Graphviz is present."""
+
 import os
 import shutil
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from jaxnet import nn
-from jaxnet.autodiff import draw, example, graph as G
+from jaxnet.autodiff import draw, example
+from jaxnet.autodiff import graph as G
 
 NO_DOT = "Graphviz 'dot' is not installed (apt-get install graphviz); DOT text is still tested"
 
@@ -83,8 +85,9 @@ def test_jaxpr_dot_of_a_model_loss_shows_params_and_calls():
         assert f'"{path}\\n' in dot
     assert "subgraph cluster_" in dot and "log_softmax" in dot
     assert dot.count("dot_general") == 2
-    flat = draw.loss_graph_dot(model, params, state, x, y, "softmax_cross_entropy_with_integer_labels",
-                               expand_calls=False)
+    flat = draw.loss_graph_dot(
+        model, params, state, x, y, "softmax_cross_entropy_with_integer_labels", expand_calls=False
+    )
     assert "subgraph" not in flat
 
 

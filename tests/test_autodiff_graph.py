@@ -1,4 +1,5 @@
 """The reverse-mode graph engine: every op against jax.grad, broadcasting, deep graphs, resets."""
+
 import sys
 
 import jax
@@ -28,8 +29,23 @@ leaf = st.one_of(
     st.tuples(st.just("x"), st.integers(0, len(SHAPES) - 1)),
     st.tuples(st.just("c"), st.floats(-2, 2, allow_nan=False).filter(lambda v: abs(v) > 1e-3)),
 )
-UNARY = ["neg", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sum", "mean", "matmul", "pow2", "pow3",
-         "powhalf", "pownode"]
+UNARY = [
+    "neg",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "sum",
+    "mean",
+    "matmul",
+    "pow2",
+    "pow3",
+    "powhalf",
+    "pownode",
+]
 BINARY = ["add", "sub", "mul", "div"]
 
 
@@ -77,20 +93,36 @@ def _evaluate(expr, xs, w, ops):
     return ops[kind](a)
 
 
-ENGINE = {**G.OPS, "const": lambda v: G.Node(v, op="const"), "shape": lambda n: n.shape,
-          "sum": lambda a, axis, keep: G.sum(a, axis, keep), "mean": lambda a, axis, keep: G.mean(a, axis, keep)}
+ENGINE = {
+    **G.OPS,
+    "const": lambda v: G.Node(v, op="const"),
+    "shape": lambda n: n.shape,
+    "sum": lambda a, axis, keep: G.sum(a, axis, keep),
+    "mean": lambda a, axis, keep: G.mean(a, axis, keep),
+}
 JNP = {
-    "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jnp.divide, "neg": jnp.negative,
-    "pow": jnp.power, "exp": jnp.exp, "log": jnp.log, "sin": jnp.sin, "cos": jnp.cos, "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid, "relu": lambda a: jnp.where(a > 0, a, 0.0), "matmul": jnp.matmul,
+    "add": jnp.add,
+    "sub": jnp.subtract,
+    "mul": jnp.multiply,
+    "div": jnp.divide,
+    "neg": jnp.negative,
+    "pow": jnp.power,
+    "exp": jnp.exp,
+    "log": jnp.log,
+    "sin": jnp.sin,
+    "cos": jnp.cos,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "relu": lambda a: jnp.where(a > 0, a, 0.0),
+    "matmul": jnp.matmul,
     "sum": lambda a, axis, keep: jnp.sum(a, axis=axis, keepdims=keep),
     "mean": lambda a, axis, keep: jnp.mean(a, axis=axis, keepdims=keep),
-    "const": lambda v: jnp.asarray(v, jnp.float64), "shape": jnp.shape,
+    "const": lambda v: jnp.asarray(v, jnp.float64),
+    "shape": jnp.shape,
 }
 
 
-@settings(max_examples=80, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expr=expressions, seed=st.integers(0, 2**31 - 1))
 def test_engine_matches_jax_grad_on_random_expressions(x64, expr, seed):
     values = _inputs(seed)
@@ -114,8 +146,7 @@ def test_engine_matches_jax_grad_on_random_expressions(x64, expr, seed):
 
 
 def test_every_op_is_exercised_by_the_expression_test():
-    used = set(BINARY) | {"exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sum", "mean", "matmul", "neg",
-                          "pow"}
+    used = set(BINARY) | {"exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sum", "mean", "matmul", "neg", "pow"}
     assert used == set(G.OPS)
 
 

@@ -5,6 +5,7 @@ optional ``where`` weights and L1/L2 penalties. Compilation is the cost of each 
 gradients are compiled together in one program with XLA's cheap optimisation level (the numbers
 do not depend on it: both sides compile the same way) and params are drawn with NumPy, not ``init``.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,16 +20,24 @@ from jaxnet.autodiff.check import relative_error
 from jaxnet.nn import losses as L
 from jaxnet.nn.combinators import layer_keys
 
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
-                "xla_cpu_use_fusion_emitters": False}
+FAST_COMPILE = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
 
 HIDDEN = {
-    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.Relu, "leaky_relu": lambda: nn.LeakyRelu(0.1),
-    "prelu": nn.PRelu, "elu": lambda: nn.Elu(0.9), "elu_learned": lambda: nn.Elu(1.2, learnable=True),
-    "step": nn.Step, "identity": nn.Identity,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.Relu,
+    "leaky_relu": lambda: nn.LeakyRelu(0.1),
+    "prelu": nn.PRelu,
+    "elu": lambda: nn.Elu(0.9),
+    "elu_learned": lambda: nn.Elu(1.2, learnable=True),
+    "step": nn.Step,
+    "identity": nn.Identity,
 }
-HEADS = {"none": None, "sigmoid": nn.Sigmoid, "softmax": nn.Softmax, "log_softmax": nn.LogSoftmax,
-         "tanh": nn.Tanh}
+HEADS = {"none": None, "sigmoid": nn.Sigmoid, "softmax": nn.Softmax, "log_softmax": nn.LogSoftmax, "tanh": nn.Tanh}
 
 
 @st.composite
@@ -44,9 +53,16 @@ def cases(draw):
     else:
         head = "none"  # logits
     return dict(
-        loss=loss, widths=widths, act=act, head=head, n_out=n_out,
-        n_in=draw(st.integers(1, 64)), batch=draw(st.integers(1, 32)),
-        weighted=draw(st.booleans()), l1=draw(st.sampled_from([0.0, 0.03])), l2=draw(st.sampled_from([0.0, 0.2])),
+        loss=loss,
+        widths=widths,
+        act=act,
+        head=head,
+        n_out=n_out,
+        n_in=draw(st.integers(1, 64)),
+        batch=draw(st.integers(1, 32)),
+        weighted=draw(st.booleans()),
+        l1=draw(st.sampled_from([0.0, 0.03])),
+        l2=draw(st.sampled_from([0.0, 0.2])),
         seed=draw(st.integers(0, 2**31 - 1)),
     )
 
@@ -87,7 +103,9 @@ def _build(c):
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(c=cases())
 def test_handwritten_backprop_equals_jax_grad_on_random_mlps(x64, c):
     model, params, state, x, y, where, pens = _build(c)

@@ -1,5 +1,6 @@
 """BatchNorm against a float64 NumPy implementation of its formulas, its running statistics,
 its gradients and its errors."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,8 +39,16 @@ def test_training_forward_and_running_update_match_numpy(x64, rng, shape, axis):
     state = {"mean": jnp.asarray(rng.normal(size=c)), "var": jnp.asarray(rng.uniform(0.5, 2, c))}
     x = rng.normal(2.0, 3.0, size=shape)
     y, new_state = jax.jit(lambda p, s, x: layer.apply(p, s, x, train=True))(params, state, jnp.asarray(x))
-    ry, rmean, rvar = np_batchnorm_train(x, np.asarray(params["gamma"]), np.asarray(params["beta"]),
-                                         np.asarray(state["mean"]), np.asarray(state["var"]), 0.3, 1e-3, axis)
+    ry, rmean, rvar = np_batchnorm_train(
+        x,
+        np.asarray(params["gamma"]),
+        np.asarray(params["beta"]),
+        np.asarray(state["mean"]),
+        np.asarray(state["var"]),
+        0.3,
+        1e-3,
+        axis,
+    )
     assert y.dtype == jnp.float64 and y.shape == shape
     np.testing.assert_allclose(y, ry, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(new_state["mean"], rmean, rtol=1e-12, atol=1e-12)
@@ -66,8 +75,9 @@ def test_eval_uses_running_statistics_and_leaves_them(x64, rng):
     params = {"gamma": jnp.asarray(rng.uniform(0.5, 2, 4)), "beta": jnp.asarray(rng.normal(size=4))}
     x = rng.normal(size=(7, 4))
     y, new_state = layer.apply(params, state, jnp.asarray(x), train=False)
-    ref = np.asarray(params["gamma"]) * (x - np.asarray(state["mean"])) / np.sqrt(np.asarray(state["var"]) + 1e-2) \
-        + np.asarray(params["beta"])
+    ref = np.asarray(params["gamma"]) * (x - np.asarray(state["mean"])) / np.sqrt(
+        np.asarray(state["var"]) + 1e-2
+    ) + np.asarray(params["beta"])
     np.testing.assert_allclose(y, ref, rtol=1e-12)
     assert new_state is state
 
@@ -174,15 +184,18 @@ def test_gradients_flow_through_batch_statistics_but_not_into_running_ones(x64, 
     np.testing.assert_allclose(gs["mean"], 0.9)
 
 
-@pytest.mark.parametrize("kwargs, exc, msg", [
-    ({"momentum": 1.5}, ValueError, r"BatchNorm: momentum must be <= 1.0, got 1.5"),
-    ({"momentum": -0.1}, ValueError, r"BatchNorm: momentum must be >= 0.0, got -0.1"),
-    ({"eps": 0.0}, ValueError, r"BatchNorm: eps must be > 0.0, got 0.0"),
-    ({"eps": -1e-5}, ValueError, r"BatchNorm: eps must be > 0.0"),
-    ({"eps": float("nan")}, ValueError, r"BatchNorm: eps must be finite"),
-    ({"affine": 1}, TypeError, r"BatchNorm: affine must be a bool, got 1"),
-    ({"axis": 1.0}, TypeError, r"BatchNorm: axis must be an int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, msg",
+    [
+        ({"momentum": 1.5}, ValueError, r"BatchNorm: momentum must be <= 1.0, got 1.5"),
+        ({"momentum": -0.1}, ValueError, r"BatchNorm: momentum must be >= 0.0, got -0.1"),
+        ({"eps": 0.0}, ValueError, r"BatchNorm: eps must be > 0.0, got 0.0"),
+        ({"eps": -1e-5}, ValueError, r"BatchNorm: eps must be > 0.0"),
+        ({"eps": float("nan")}, ValueError, r"BatchNorm: eps must be finite"),
+        ({"affine": 1}, TypeError, r"BatchNorm: affine must be a bool, got 1"),
+        ({"axis": 1.0}, TypeError, r"BatchNorm: axis must be an int"),
+    ],
+)
 def test_bad_hyperparameters(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         BatchNorm(**kwargs)
@@ -206,7 +219,10 @@ def test_bad_axes_and_shapes():
         BatchNorm().init(KEY, (8, -1))
     layer = BatchNorm()
     _, params, state = layer.init(KEY, (-1, 3))
-    with pytest.raises(ValueError, match=r"BatchNorm\(\): state\['mean'\] must have shape \(5,\) for an input with 5 channels, got \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNorm\(\): state\['mean'\] must have shape \(5,\) for an input with 5 channels, got \(3,\)",
+    ):
         layer.apply({"gamma": jnp.ones(5), "beta": jnp.zeros(5)}, state, jnp.ones((2, 5)), train=False)
     with pytest.raises(ValueError, match=r"BatchNorm\(\): params must have keys \['gamma', 'beta'\], got \[\]"):
         layer.apply({}, state, jnp.ones((2, 3)), train=False)

@@ -3,6 +3,7 @@
 Timings are never asserted; these tests check that every driver starts its workers, reads
 their results back, pairs rounds correctly and writes tables that hold numbers.
 """
+
 import json
 import os
 import re
@@ -21,8 +22,18 @@ NUMBER = r"[0-9][0-9.e+]*"
 
 def run_script(tmp_path, script, *args):
     out = tmp_path / "res"
-    cmd = [sys.executable, os.path.join(BENCH, script), "--smoke", "--profile", "cpu",
-           "--json", str(out) + ".json", "--markdown", str(out) + ".md", *args]
+    cmd = [
+        sys.executable,
+        os.path.join(BENCH, script),
+        "--smoke",
+        "--profile",
+        "cpu",
+        "--json",
+        str(out) + ".json",
+        "--markdown",
+        str(out) + ".md",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(str(out) + ".json") as f:
@@ -57,7 +68,7 @@ def worker_result(capsys, worker, args):
     """Run a worker in this process (fast; the drivers' process handling is tested above) and parse its line."""
     worker(args)
     line = [l for l in capsys.readouterr().out.splitlines() if l.startswith(C.RESULT_TAG)][-1]
-    return json.loads(line[len(C.RESULT_TAG):])
+    return json.loads(line[len(C.RESULT_TAG) :])
 
 
 def test_scan_ensemble_and_parallel_workers(capsys):
@@ -69,7 +80,9 @@ def test_scan_ensemble_and_parallel_workers(capsys):
     assert res["configs"]["smoke"]["samples_per_s"] > 0, res
     runs = {}
     for k in (1, 2):
-        res = worker_result(capsys, ensemble_scaling.worker, ["jaxnet-ensemble", "smoke", str(k), "cpu", "float32", "1"])
+        res = worker_result(
+            capsys, ensemble_scaling.worker, ["jaxnet-ensemble", "smoke", str(k), "cpu", "float32", "1"]
+        )
         assert res.get("step_ms", 0) > 0, res
         runs[f"jaxnet-ensemble@{k}"] = [dict(res, round=0)]
     md = ensemble_scaling.table(runs, ["jaxnet-ensemble"], [1, 2], 1)
@@ -101,7 +114,7 @@ def test_run_rounds_shuffles_and_drops_failed_jobs(tmp_path, monkeypatch):
     jobs = {name: ("x.py", [name]) for name in ("p", "q", "r", "s", "bad")}
     res = C.run_rounds(jobs, 4, seed=3, log=lambda *_: None)
     assert calls.count("bad") == 1 and all(calls.count(n) == 4 for n in "pqrs")
-    orders = [tuple(calls[5 + 4 * i:9 + 4 * i]) for i in range(3)]  # rounds 1-3, after the 5 jobs of round 0
+    orders = [tuple(calls[5 + 4 * i : 9 + 4 * i]) for i in range(3)]  # rounds 1-3, after the 5 jobs of round 0
     assert len(set(orders)) > 1  # the order changes between rounds
     assert [r["round"] for r in res["p"]] == [0, 1, 2, 3]
 

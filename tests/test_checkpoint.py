@@ -1,16 +1,24 @@
 """Checkpoints: round trip, bitwise resume, atomic writes, and every way a file can be wrong."""
+
 import json
 import os
 import zipfile
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxnet as jn
-from jaxnet.train import (FORMAT_VERSION, CheckpointError, EarlyStopping, History, fit, load_checkpoint,
-                          read_checkpoint, save_checkpoint)
+from jaxnet.train import (
+    FORMAT_VERSION,
+    CheckpointError,
+    EarlyStopping,
+    History,
+    fit,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from jaxnet.train import checkpoint as C
 
 LOSS = "softmax_cross_entropy_with_integer_labels"
@@ -33,8 +41,16 @@ def test_round_trip_keeps_values_dtypes_structure(setup, tmp_path):
     model, params, state, opt, opt_state = setup
     h = History([{"epoch": 1, "loss": 0.5}], stop_reason=None)
     key = jax.random.PRNGKey(42)
-    path = save_checkpoint(tmp_path / "ck", params=params, state=state, opt_state=opt_state, step=7, key=key,
-                           history=h, config={"note": "hi"})
+    path = save_checkpoint(
+        tmp_path / "ck",
+        params=params,
+        state=state,
+        opt_state=opt_state,
+        step=7,
+        key=key,
+        history=h,
+        config={"note": "hi"},
+    )
     assert path.endswith("ck.npz") and os.listdir(tmp_path) == ["ck.npz"]  # no temporary file left behind
     ck = load_checkpoint(path, params=params, state=state, opt_state=opt_state)
     _equal(ck.params, params)
@@ -52,25 +68,47 @@ def test_round_trip_keeps_values_dtypes_structure(setup, tmp_path):
 def test_typed_keys_are_stored_as_raw_data(setup, tmp_path):
     _, params, state, _, _ = setup
     path = save_checkpoint(tmp_path / "k.npz", params=params, key=jax.random.key(3))
-    np.testing.assert_array_equal(np.asarray(load_checkpoint(path, params=params).key),
-                                  np.asarray(jax.random.key_data(jax.random.key(3))))
+    np.testing.assert_array_equal(
+        np.asarray(load_checkpoint(path, params=params).key), np.asarray(jax.random.key_data(jax.random.key(3)))
+    )
 
 
 def test_resume_is_bitwise_identical(tmp_path):
     x, y = jn.data.circle(jax.random.PRNGKey(1), 300)
     model, opt = jn.MLP([16, 2]), jn.sgd(0.2)
-    kw = dict(batch_size=25, key=jax.random.PRNGKey(5), validation=0.2, progress=False,
-              early_stopping=EarlyStopping(patience=50, restore_best=False))  # resume from the last params
+    kw = dict(
+        batch_size=25,
+        key=jax.random.PRNGKey(5),
+        validation=0.2,
+        progress=False,
+        early_stopping=EarlyStopping(patience=50, restore_best=False),
+    )  # resume from the last params
     full = fit(model, LOSS, opt, (x, y), epochs=6, **kw)
 
     part = fit(model, LOSS, opt, (x, y), epochs=3, **kw)
-    path = save_checkpoint(tmp_path / "ck.npz", params=part.params, state=part.state, opt_state=part.opt_state,
-                           step=part.epoch, key=kw["key"], history=part.history)
+    path = save_checkpoint(
+        tmp_path / "ck.npz",
+        params=part.params,
+        state=part.state,
+        opt_state=part.opt_state,
+        step=part.epoch,
+        key=kw["key"],
+        history=part.history,
+    )
     del part
     _, like_p, like_s = model.init(jax.random.PRNGKey(0), (-1, 2))
     ck = load_checkpoint(path, params=like_p, state=like_s, opt_state=opt.init(like_p))
-    rest = fit(model, LOSS, opt, (x, y), epochs=6, init=(ck.params, ck.state, ck.opt_state), initial_epoch=ck.step,
-               history=History.from_dict(ck.history), **{**kw, "key": ck.key})
+    rest = fit(
+        model,
+        LOSS,
+        opt,
+        (x, y),
+        epochs=6,
+        init=(ck.params, ck.state, ck.opt_state),
+        initial_epoch=ck.step,
+        history=History.from_dict(ck.history),
+        **{**kw, "key": ck.key},
+    )
     _equal(rest.params, full.params)
     _equal(rest.opt_state, full.opt_state)
     assert rest.history["val_loss"] == full.history["val_loss"] and rest.epoch == 6
@@ -80,10 +118,14 @@ def test_checkpoint_of_another_model_names_the_first_differing_path(setup, tmp_p
     _, params, state, _, opt_state = setup
     path = save_checkpoint(tmp_path / "a.npz", params=params, state=state, opt_state=opt_state)
     _, wider, wstate = jn.MLP([13, 3]).init(jax.random.PRNGKey(0), (-1, 2))
-    with pytest.raises(CheckpointError, match=r"another model: 'params/dense_0/b' is float32\[12\] there, float32\[13\] here"):
+    with pytest.raises(
+        CheckpointError, match=r"another model: 'params/dense_0/b' is float32\[12\] there, float32\[13\] here"
+    ):
         load_checkpoint(path, params=wider, state=wstate)
     _, deeper, dstate = jn.MLP([12, 12, 3]).init(jax.random.PRNGKey(0), (-1, 2))
-    with pytest.raises(CheckpointError, match=r"another model: 'params/dense_2/b' is float32\[3\] there, float32\[12\] here"):
+    with pytest.raises(
+        CheckpointError, match=r"another model: 'params/dense_2/b' is float32\[3\] there, float32\[12\] here"
+    ):
         load_checkpoint(path, params=deeper, state=dstate)
     _, other, ostate = jn.serial(jn.Dense(12)).init(jax.random.PRNGKey(0), (-1, 2))
     with pytest.raises(CheckpointError, match="another model: it has 'params/dense_2/b', which this one lacks"):
@@ -97,7 +139,9 @@ def test_checkpoint_of_another_optimizer_is_rejected_by_its_hyperparameter_names
     with pytest.raises(CheckpointError, match="hyper/learning_rate,momentum"):
         load_checkpoint(path, params=params, opt_state=jn.sgd(0.1, momentum=0.9, dampening=0.1).init(params))
     ck = load_checkpoint(path, params=params, opt_state=jn.sgd(0.5, momentum=0.1).init(params))
-    np.testing.assert_allclose(np.asarray(ck.opt_state.hyper.values), [0.1, 0.9])  # the stored values, not the template's
+    np.testing.assert_allclose(
+        np.asarray(ck.opt_state.hyper.values), [0.1, 0.9]
+    )  # the stored values, not the template's
 
 
 def test_truncated_and_corrupted_files_are_rejected(setup, tmp_path):
@@ -143,17 +187,18 @@ def test_format_1_loads_params_but_not_its_optimizer_state(setup, tmp_path):
     meta["format_version"] = 1
     arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     np.savez(tmp_path / "v1.npz", **arrays)
-    with pytest.raises(CheckpointError, match="format version 1: its optimizer state keeps one array per "
-                                              "hyperparameter.*load it with opt_state=None"):
+    with pytest.raises(
+        CheckpointError,
+        match="format version 1: its optimizer state keeps one array per hyperparameter.*load it with opt_state=None",
+    ):
         load_checkpoint(tmp_path / "v1.npz", params=params, state=state, opt_state=opt_state)
     _equal(load_checkpoint(tmp_path / "v1.npz", params=params, state=state).params, params)
 
 
 def test_loading_never_unpickles(tmp_path):
     # an object array would need pickle; np.load(allow_pickle=False) refuses it
-    with zipfile.ZipFile(tmp_path / "evil.npz", "w") as z:
-        with z.open("__metadata__.npy", "w") as f:
-            np.lib.format.write_array(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(tmp_path / "evil.npz", "w") as z, z.open("__metadata__.npy", "w") as f:
+        np.lib.format.write_array(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
         read_checkpoint(tmp_path / "evil.npz")
 

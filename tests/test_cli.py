@@ -1,4 +1,5 @@
 """The jaxnet command: --help, train/evaluate round trip, errors, and the make-demo accuracy on the digits."""
+
 import json
 import os
 import re
@@ -29,15 +30,40 @@ def test_help_documents_every_flag():
             assert action.help and len(action.help) > 10, (name, action.dest)
             for opt in action.option_strings:
                 assert opt in text, (name, opt)
-    out = subprocess.run([sys.executable, "-m", "jaxnet.cli", "train", "--help"], capture_output=True, text=True,
-                         timeout=120, env=dict(os.environ, COLUMNS="200"))
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxnet.cli", "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     assert out.returncode == 0 and "--batch-size" in out.stdout and "mnist-idx:PATH" in out.stdout
 
 
 def test_train_writes_outputs_and_evaluate_reproduces_the_accuracy(tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli.main(["train", "--data", "circle", "--samples", "600", "--hidden", "16", "--epochs", "3",
-                     "--batch-size", "20", "--lr", "3e-3", "--seed", "1", "--quiet", "--out", str(out)])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            "circle",
+            "--samples",
+            "600",
+            "--hidden",
+            "16",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "20",
+            "--lr",
+            "3e-3",
+            "--seed",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "history.json", "learning_curve.png"]
@@ -53,8 +79,28 @@ def test_train_writes_outputs_and_evaluate_reproduces_the_accuracy(tmp_path, cap
 
 def test_ensemble_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "ens"
-    assert cli.main(["train", "--data", "spirals", "--samples", "400", "--hidden", "16", "--epochs", "2",
-                     "--ensemble", "3", "--quiet", "--no-plot", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "spirals",
+                "--samples",
+                "400",
+                "--hidden",
+                "16",
+                "--epochs",
+                "2",
+                "--ensemble",
+                "3",
+                "--quiet",
+                "--no-plot",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "members' test accuracy" in printed and "ensemble gain" in printed
     assert cli.main(["evaluate", str(out / "checkpoint.npz")]) == 0
@@ -93,7 +139,8 @@ def test_make_demo_defaults_reach_98_percent_on_digits(tmp_path):
     base = [a for i, a in enumerate(args) if a != "--seed" and (i == 0 or args[i - 1] != "--seed")]
     accs = []
     for seed in range(3):
-        parsed = cli.build_parser().parse_args(["train", *base, "--seed", str(seed), "--quiet", "--no-plot",
-                                                "--out", str(tmp_path / str(seed))])
+        parsed = cli.build_parser().parse_args(
+            ["train", *base, "--seed", str(seed), "--quiet", "--no-plot", "--out", str(tmp_path / str(seed))]
+        )
         accs.append(cli.train(parsed)["test_accuracy"])
     assert float(np.median(accs)) >= 0.98, accs

@@ -1,4 +1,5 @@
 """§4.4.4 image augmentation: invariants, per-sample randomness, jit/vmap, and bad ranges."""
+
 import functools
 import math
 
@@ -20,10 +21,16 @@ def images():
 
 
 def test_identities_to_interpolation_tolerance(images):
-    for out in [A.rotate_by(images, 0.0), A.rotate_by(images, 2 * math.pi), A.zoom_by(images, 1.0),
-                A.shear_by(images, 0.0), A.stretch_by(images, 1.0, 1.0),
-                A.flip_horizontal(KEY, images, p=0.0), A.flip_vertical(KEY, images, p=0.0),
-                A.add_noise(KEY, images, eps=0.0)]:
+    for out in [
+        A.rotate_by(images, 0.0),
+        A.rotate_by(images, 2 * math.pi),
+        A.zoom_by(images, 1.0),
+        A.shear_by(images, 0.0),
+        A.stretch_by(images, 1.0, 1.0),
+        A.flip_horizontal(KEY, images, p=0.0),
+        A.flip_vertical(KEY, images, p=0.0),
+        A.add_noise(KEY, images, eps=0.0),
+    ]:
         np.testing.assert_allclose(out, images, atol=1e-5)
     # Random forms with degenerate ranges are identities as well.
     np.testing.assert_allclose(A.rotate(KEY, images, (2 * math.pi, 2 * math.pi)), images, atol=1e-5)
@@ -73,8 +80,9 @@ def test_zoom_and_stretch_geometry():
     img = jnp.zeros((1, H, H)).at[0, 4, 6].set(1.0)
     out = np.asarray(A.zoom_by(img, 2.0))
     # The bilinear tent widens by 2 too: half weight one pixel away (column 9 lies outside).
-    np.testing.assert_allclose([out[0, 4, 8], out[0, 4, 7], out[0, 3, 8], out[0, 4, 5]], [1.0, 0.5, 0.5, 0.0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        [out[0, 4, 8], out[0, 4, 7], out[0, 3, 8], out[0, 4, 5]], [1.0, 0.5, 0.5, 0.0], atol=1e-6
+    )
     # Stretching the rows by 2 leaves a column offset where it is.
     out = np.asarray(A.stretch_by(img, 2.0, 1.0))
     assert out[0, 4, 6] == pytest.approx(1.0)
@@ -102,8 +110,9 @@ def test_channels_share_the_geometry():
 @pytest.fixture(scope="module")
 def full_augment():
     """Every transform on, with a trace counter; compiled once for the module (compiling is the slow part)."""
-    aug = D.make_augment(rotation=(0, 2 * math.pi), zoom=1.6, shear=0.3, stretch=1.2, flip="both", noise=0.05,
-                         clip=(0.0, 1.0))
+    aug = D.make_augment(
+        rotation=(0, 2 * math.pi), zoom=1.6, shear=0.3, stretch=1.2, flip="both", noise=0.05, clip=(0.0, 1.0)
+    )
     traces = []
 
     def counted(key, x):
@@ -130,8 +139,11 @@ def test_pipeline_and_make_augment_run_inside_jit_and_vmap(images, full_augment)
     outs = [aug(jax.random.PRNGKey(i), images) for i in range(3)]
     assert len(traces) - before <= 1  # at most the first call traces; new keys never retrace
     assert not np.allclose(outs[0], outs[1])
-    pipe = D.pipeline(functools.partial(A.rotate, angle_range=(-0.5, 0.5)), A.flip_horizontal,
-                      functools.partial(A.add_noise, eps=0.01))
+    pipe = D.pipeline(
+        functools.partial(A.rotate, angle_range=(-0.5, 0.5)),
+        A.flip_horizontal,
+        functools.partial(A.add_noise, eps=0.01),
+    )
     out = jax.jit(pipe)(KEY, images)
     assert out.shape == images.shape
     # vmap over a leading axis, e.g. one key and batch per ensemble member.
@@ -144,8 +156,12 @@ def test_make_augment_matches_the_single_transforms_it_fuses(images):
     """A switched-on transform draws from fold_in(sample key, t); flips reproduce exactly by hand."""
     aug = D.make_augment(flip="vertical", flip_p=0.5)
     keys = jax.random.split(KEY, N)
-    expect = [np.asarray(images[i])[::-1] if bool(jax.random.bernoulli(jax.random.fold_in(keys[i], 5), 0.5))
-              else np.asarray(images[i]) for i in range(N)]
+    expect = [
+        np.asarray(images[i])[::-1]
+        if bool(jax.random.bernoulli(jax.random.fold_in(keys[i], 5), 0.5))
+        else np.asarray(images[i])
+        for i in range(N)
+    ]
     np.testing.assert_array_equal(aug(KEY, images), np.stack(expect))
     rot = D.make_augment(rotation=(math.pi / 2, math.pi / 2))
     np.testing.assert_allclose(rot(KEY, images), np.rot90(np.asarray(images), axes=(1, 2)), atol=1e-5)

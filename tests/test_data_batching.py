@@ -1,4 +1,5 @@
 """§4.3.4 mini-batching: shuffled epochs laid out as [steps, batch, ...] for lax.scan."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

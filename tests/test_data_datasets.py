@@ -1,4 +1,5 @@
 """Generated datasets (spirals, blobs) and scikit-learn's bundled digits."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

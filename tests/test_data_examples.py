@@ -1,4 +1,5 @@
 """The data figures' scripts run and write small PNG files (the ones committed under docs/figures/)."""
+
 import importlib.util
 import pathlib
 
@@ -14,10 +15,13 @@ def _load(name):
     return module
 
 
-@pytest.mark.parametrize("script,expected", [
-    ("figures_normalization", {"normalization_4_11.png", "normalization_4_12.png"}),
-    pytest.param("augmentation_gallery", {"augmentation_gallery.png"}, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "script,expected",
+    [
+        ("figures_normalization", {"normalization_4_11.png", "normalization_4_12.png"}),
+        pytest.param("augmentation_gallery", {"augmentation_gallery.png"}, marks=pytest.mark.slow),
+    ],
+)
 def test_figure_scripts_write_small_pngs(tmp_path, script, expected):
     result = _load(script).main(str(tmp_path))
     paths = result if isinstance(result, list) else [result]

@@ -1,4 +1,5 @@
 """The MNIST IDX format: exact round trips (plain and gzipped), load_mnist, and malformed files."""
+
 import gzip
 import os
 import struct
@@ -26,8 +27,11 @@ def test_round_trip_is_exact(tmp_path, dtype, suffix, rng):
 
 
 @settings(max_examples=25, deadline=None)
-@given(shape=st.lists(st.integers(0, 4), min_size=1, max_size=4), code=st.sampled_from(range(len(DTYPES))),
-       seed=st.integers(0, 2**16))
+@given(
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=4),
+    code=st.sampled_from(range(len(DTYPES))),
+    seed=st.integers(0, 2**16),
+)
 def test_round_trip_any_shape_in_memory(shape, code, seed):
     a = np.random.default_rng(seed).integers(-100, 100, size=shape).astype(DTYPES[code])
     with tempfile.TemporaryDirectory() as d:

@@ -1,4 +1,5 @@
 """§4.3.1 normalization: standardize, PCA decorrelation, PCA and ZCA whitening, fitted on training data."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,14 +72,17 @@ def test_zca_is_symmetric_and_closest_to_the_input(x64, rng):
     w_zca = np.asarray(D.zca_whiten(stats, np.eye(4) + np.asarray(stats.mean)))
     np.testing.assert_allclose(w_zca, w_zca.T, atol=1e-10)
     lam, u = np.linalg.eigh(_cov(x))
-    np.testing.assert_allclose(w_zca, u @ np.diag(lam ** -0.5) @ u.T, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(w_zca, u @ np.diag(lam**-0.5) @ u.T, rtol=1e-8, atol=1e-10)
 
 
 def test_inverses_round_trip(x64, rng):
     x = _correlated(rng)
     stats = D.pca_fit(x, eps=0.1)
-    for fwd, inv in [(D.pca_decorrelate, D.pca_decorrelate_inverse), (D.pca_whiten, D.pca_whiten_inverse),
-                     (D.zca_whiten, D.zca_whiten_inverse)]:
+    for fwd, inv in [
+        (D.pca_decorrelate, D.pca_decorrelate_inverse),
+        (D.pca_whiten, D.pca_whiten_inverse),
+        (D.zca_whiten, D.zca_whiten_inverse),
+    ]:
         np.testing.assert_allclose(inv(stats, fwd(stats, x)), x, rtol=1e-10, atol=1e-10)
 
 
@@ -107,7 +111,7 @@ def test_validation_and_test_use_training_statistics(x64, rng):
     assert np.all(z.mean(0) > 10)  # not re-centred on the test set
     # ZCA's matrix C^{-1/2} does not depend on eigenvector signs, so NumPy gives a direct reference.
     lam, u = np.linalg.eigh(_cov(train))
-    reference = (test - train.mean(0)) @ u @ np.diag(lam ** -0.5) @ u.T
+    reference = (test - train.mean(0)) @ u @ np.diag(lam**-0.5) @ u.T
     w = np.asarray(D.zca_whiten(D.pca_fit(train), test))
     np.testing.assert_allclose(w, reference, rtol=1e-9, atol=1e-9)
     assert np.abs(_cov(w) - np.eye(4)).max() > 1.0  # the test set alone is not white under train stats
@@ -157,8 +161,7 @@ def test_property_whitening_and_round_trips(d, seed, scale):
         assume(np.linalg.cond(_cov(x)) < 1e6)
         stats = D.pca_fit(x)
         np.testing.assert_allclose(_cov(D.pca_whiten(stats, x)), np.eye(d), atol=1e-8)
-        np.testing.assert_allclose(D.zca_whiten_inverse(stats, D.zca_whiten(stats, x)), x, rtol=1e-8,
-                                   atol=1e-8 * scale)
+        np.testing.assert_allclose(D.zca_whiten_inverse(stats, D.zca_whiten(stats, x)), x, rtol=1e-8, atol=1e-8 * scale)
         s = D.standardize_fit(x)
         np.testing.assert_allclose(D.standardize_inverse(s, D.standardize(s, x)), x, rtol=1e-10, atol=1e-10 * scale)
     finally:

@@ -1,4 +1,5 @@
 """Stratified train/validation/test splits from a key."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,5 @@
 """Dropout: the mask's rate, the expectation of both forms, determinism from the key, edge rates, errors."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,13 +99,16 @@ def test_layer_description():
     assert layer.init(KEY, (-1, 3, 4)) == ((-1, 3, 4), {}, {})
 
 
-@pytest.mark.parametrize("args, exc, msg", [
-    ((1.5,), ValueError, r"Dropout: rate must be <= 1.0, got 1.5"),
-    ((-0.1,), ValueError, r"Dropout: rate must be >= 0.0, got -0.1"),
-    ((float("nan"),), ValueError, r"Dropout: rate must be finite"),
-    (("0.5",), TypeError, r"Dropout: rate must be a real number in \[0, 1\], got '0.5'"),
-    ((0.5, "scaled"), ValueError, r"Dropout: mode must be one of \['inverted', 'chapter'\], got 'scaled'"),
-])
+@pytest.mark.parametrize(
+    "args, exc, msg",
+    [
+        ((1.5,), ValueError, r"Dropout: rate must be <= 1.0, got 1.5"),
+        ((-0.1,), ValueError, r"Dropout: rate must be >= 0.0, got -0.1"),
+        ((float("nan"),), ValueError, r"Dropout: rate must be finite"),
+        (("0.5",), TypeError, r"Dropout: rate must be a real number in \[0, 1\], got '0.5'"),
+        ((0.5, "scaled"), ValueError, r"Dropout: mode must be one of \['inverted', 'chapter'\], got 'scaled'"),
+    ],
+)
 def test_bad_arguments(args, exc, msg):
     with pytest.raises(exc, match=msg):
         Dropout(*args)

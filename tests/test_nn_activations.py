@@ -1,4 +1,5 @@
 """Activation functions, their handwritten derivatives, and the values at kinks."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,5 @@
 """Bad input gets an error naming the layer, what it got and what it expected."""
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -11,19 +12,24 @@ KEY = jax.random.PRNGKey(0)
 def test_dense_rejects_wrong_input_shape():
     layer = jn.Dense(128)
     _, params, state = layer.init(KEY, (-1, 784))
-    with pytest.raises(ValueError, match=r"Dense\(128\) expected input with last dimension 784, got \(32, 28, 28\); add Flatten\(\)"):
+    with pytest.raises(
+        ValueError, match=r"Dense\(128\) expected input with last dimension 784, got \(32, 28, 28\); add Flatten\(\)"
+    ):
         layer.apply(params, state, jnp.zeros((32, 28, 28)), train=False)
     with pytest.raises(ValueError, match=r"Dense\(128\) expected input with last dimension 784, got \(32, 100\)"):
         jax.jit(lambda x: layer.apply(params, state, x, train=False))(jnp.zeros((32, 100)))
 
 
-@pytest.mark.parametrize("bad, exc, msg", [
-    (0, ValueError, r"Dense: n must be a positive int, got 0"),
-    (-3, ValueError, r"Dense: n must be a positive int, got -3"),
-    (2.0, TypeError, r"Dense: n must be an int, got float 2.0; write 2"),
-    ("8", TypeError, r"Dense: n must be a positive int, got '8'"),
-    (True, TypeError, r"Dense: n must be a positive int, got True"),
-])
+@pytest.mark.parametrize(
+    "bad, exc, msg",
+    [
+        (0, ValueError, r"Dense: n must be a positive int, got 0"),
+        (-3, ValueError, r"Dense: n must be a positive int, got -3"),
+        (2.0, TypeError, r"Dense: n must be an int, got float 2.0; write 2"),
+        ("8", TypeError, r"Dense: n must be a positive int, got '8'"),
+        (True, TypeError, r"Dense: n must be a positive int, got True"),
+    ],
+)
 def test_dense_rejects_bad_sizes(bad, exc, msg):
     with pytest.raises(exc, match=msg):
         jn.Dense(bad)
@@ -61,7 +67,9 @@ def test_missing_or_non_bool_train():
 def test_init_rejects_bad_input_shapes():
     with pytest.raises(TypeError, match=r"Dense\(2\).init: input_shape must be a tuple including the batch axis"):
         jn.Dense(2).init(KEY, 3)
-    with pytest.raises(ValueError, match=r"serial\(3 layers\), layer 0 \(Dense\(4\)\).*last axis of input_shape must be known"):
+    with pytest.raises(
+        ValueError, match=r"serial\(3 layers\), layer 0 \(Dense\(4\)\).*last axis of input_shape must be known"
+    ):
         jn.MLP([4, 2]).init(KEY, (-1, -1))
 
 
@@ -76,6 +84,7 @@ def test_params_from_another_model_name_the_mismatch():
 
 def test_unknown_loss_and_bad_labels():
     from jaxnet.nn import losses
+
     with pytest.raises(ValueError, match="unknown loss 'mse'"):
         losses.get_loss("mse")
     with pytest.raises(TypeError, match="labels must be integers"):

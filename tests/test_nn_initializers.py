@@ -1,4 +1,5 @@
 """Initializers: sample moments against the formulas, with tolerances from the sample size."""
+
 import math
 
 import jax

@@ -1,11 +1,11 @@
 """Every layer: init/apply shape agreement, NumPy float64 forward references, jit and vmap."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxnet as jn
-from jaxnet.nn import activations as A
 
 BATCH = 5
 
@@ -21,12 +21,31 @@ LAYERS = {
     "LeakyRelu": (lambda: jn.LeakyRelu(0.1), (6,), lambda p, x: np.where(x > 0, x, 0.1 * x)),
     "PRelu": (jn.PRelu, (6,), lambda p, x: np.where(x > 0, x, float(p["alpha"]) * x)),
     "Elu": (lambda: jn.Elu(0.5), (6,), lambda p, x: np.where(x > 0, x, 0.5 * np.expm1(x))),
-    "EluLearned": (lambda: jn.Elu(0.5, learnable=True), (6,), lambda p, x: np.where(x > 0, x, float(p["alpha"]) * np.expm1(x))),
-    "Softmax": (jn.Softmax, (6,), lambda p, x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
-    "LogSoftmax": (jn.LogSoftmax, (6,), lambda p, x: x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))),
+    "EluLearned": (
+        lambda: jn.Elu(0.5, learnable=True),
+        (6,),
+        lambda p, x: np.where(x > 0, x, float(p["alpha"]) * np.expm1(x)),
+    ),
+    "Softmax": (
+        jn.Softmax,
+        (6,),
+        lambda p, x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
+    ),
+    "LogSoftmax": (
+        jn.LogSoftmax,
+        (6,),
+        lambda p, x: x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
+    ),
     "Step": (jn.Step, (6,), lambda p, x: (x > 0).astype(float)),
     "Identity": (jn.Identity, (6,), lambda p, x: x),
-    "MLP": (lambda: jn.MLP([7, 3], "tanh"), (4,), lambda p, x: np.tanh(x @ np.asarray(p["dense_0"]["w"]) + np.asarray(p["dense_0"]["b"])) @ np.asarray(p["dense_2"]["w"]) + np.asarray(p["dense_2"]["b"])),
+    "MLP": (
+        lambda: jn.MLP([7, 3], "tanh"),
+        (4,),
+        lambda p, x: (
+            np.tanh(x @ np.asarray(p["dense_0"]["w"]) + np.asarray(p["dense_0"]["b"])) @ np.asarray(p["dense_2"]["w"])
+            + np.asarray(p["dense_2"]["b"])
+        ),
+    ),
 }
 
 
@@ -82,7 +101,9 @@ def test_dense_single_example_without_batch_axis():
 
 
 def test_dense_params_and_initializer_by_name():
-    _, params, _ = jn.Dense(5, w_init="he_normal", b_init=jn.nn.initializers.constant(0.1)).init(jax.random.PRNGKey(0), (-1, 3))
+    _, params, _ = jn.Dense(5, w_init="he_normal", b_init=jn.nn.initializers.constant(0.1)).init(
+        jax.random.PRNGKey(0), (-1, 3)
+    )
     assert params["w"].shape == (3, 5) and params["b"].shape == (5,)
     np.testing.assert_allclose(np.asarray(params["b"]), 0.1)
 

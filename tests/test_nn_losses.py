@@ -1,4 +1,5 @@
 """Losses and metrics against float64 NumPy formulas, stability for huge logits, masking."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,8 +23,12 @@ def _np_log_softmax(z):
 
 def test_squared_error_is_the_chapters_l2(x64, rng):
     a, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
-    assert float(L.squared_error(jnp.asarray(a), jnp.asarray(y))) == pytest.approx(((a - y) ** 2).sum(1).mean(), rel=1e-14)
-    assert float(L.mean_squared_error(jnp.asarray(a), jnp.asarray(y))) == pytest.approx(((a - y) ** 2).mean(), rel=1e-14)
+    assert float(L.squared_error(jnp.asarray(a), jnp.asarray(y))) == pytest.approx(
+        ((a - y) ** 2).sum(1).mean(), rel=1e-14
+    )
+    assert float(L.mean_squared_error(jnp.asarray(a), jnp.asarray(y))) == pytest.approx(
+        ((a - y) ** 2).mean(), rel=1e-14
+    )
     g = jax.grad(L.squared_error)(jnp.asarray(a), jnp.asarray(y))
     np.testing.assert_allclose(np.asarray(g), 2 * (a - y) / 5, rtol=1e-14)
 
@@ -32,7 +37,9 @@ def test_softmax_cross_entropy_forms_agree_with_numpy(x64, data):
     logits, labels, onehot = data
     ref = -(onehot * _np_log_softmax(logits)).sum(-1).mean()
     assert float(L.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(onehot))) == pytest.approx(ref, rel=1e-13)
-    assert float(L.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits), jnp.asarray(labels))) == pytest.approx(ref, rel=1e-13)
+    assert float(
+        L.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits), jnp.asarray(labels))
+    ) == pytest.approx(ref, rel=1e-13)
 
 
 def test_binary_cross_entropy_both_forms_agree_with_numpy(x64, rng):

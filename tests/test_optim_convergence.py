@@ -1,4 +1,5 @@
 """Each optimizer, with sensible settings, converges on an ill-conditioned quadratic and on Rosenbrock."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,11 +39,17 @@ def minimise(opt, f, x0, steps):
 SETTINGS = {
     "sgd": (lambda: O.sgd(0.015), lambda: O.sgd(1e-3), 1e-3),
     "momentum": (lambda: O.sgd(5e-3, momentum=0.9), lambda: O.sgd(2e-4, momentum=0.9), 1e-3),
-    "nesterov": (lambda: O.sgd(5e-3, momentum=0.9, nesterov=True),
-                 lambda: O.sgd(2e-4, momentum=0.9, nesterov=True), 1e-3),
+    "nesterov": (
+        lambda: O.sgd(5e-3, momentum=0.9, nesterov=True),
+        lambda: O.sgd(2e-4, momentum=0.9, nesterov=True),
+        1e-3,
+    ),
     "adagrad": (lambda: O.adagrad(0.5), lambda: O.adagrad(0.1), 1e-3),
-    "rmsprop": (lambda: O.rmsprop(O.inverse_time_decay(1e-2, 1e-2)),
-                lambda: O.rmsprop(O.inverse_time_decay(1e-2, 1e-2)), 1e-3),
+    "rmsprop": (
+        lambda: O.rmsprop(O.inverse_time_decay(1e-2, 1e-2)),
+        lambda: O.rmsprop(O.inverse_time_decay(1e-2, 1e-2)),
+        1e-3,
+    ),
     "adam": (lambda: O.adam(0.05), lambda: O.adam(0.01), 1e-3),
     "amsgrad": (lambda: O.adam(0.05, amsgrad=True), lambda: O.adam(0.01, amsgrad=True), 1e-3),
     # Decoupled decay pulls the end point towards 0 a little: a looser tolerance on the quadratic.

@@ -1,4 +1,5 @@
 """Optimizers on bfloat16 parameters: the decay complements must not round to zero."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

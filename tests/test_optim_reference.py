@@ -2,6 +2,7 @@
 
 200 steps of a fixed, seeded gradient stream on a nested pytree; relative error <= 1e-10.
 """
+
 import math
 
 import jax
@@ -60,6 +61,7 @@ def np_sgd(momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
             st["b"] = g.copy() if t == 1 else momentum * st["b"] + (1 - dampening) * g
             g = g + momentum * st["b"] if nesterov else st["b"]
         return p - lr * g
+
     return rule
 
 
@@ -69,6 +71,7 @@ def np_adagrad(lr_decay=0.0, init_acc=0.0, eps=1e-10):
         clr = lr / (1 + (t - 1) * lr_decay)
         st["s"] = st["s"] + g * g
         return p - clr * g / (np.sqrt(st["s"]) + eps)
+
     return rule
 
 
@@ -84,6 +87,7 @@ def np_rmsprop(alpha=0.99, eps=1e-8, momentum=0.0, centered=False, eps_in_sqrt=F
             st["b"] = momentum * st.get("b", 0.0) + g / d
             return p - lr * st["b"]
         return p - lr * g / d
+
     return rule
 
 
@@ -96,8 +100,9 @@ def np_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False, decoupled=0
         if amsgrad:
             st["vmax"] = np.maximum(st.get("vmax", 0.0), st["v"])
             v = st["vmax"]
-        mhat, vhat = st["m"] / (1 - b1 ** t), v / (1 - b2 ** t)
+        mhat, vhat = st["m"] / (1 - b1**t), v / (1 - b2**t)
         return p - lr * mhat / (np.sqrt(vhat + eps_root) + eps)
+
     return rule
 
 
@@ -115,26 +120,50 @@ CASES = {
     "sgd-dampening": (lambda: O.sgd(0.05, momentum=0.8, dampening=0.3), np_sgd(0.8, 0.3), const(0.05)),
     "sgd-nesterov": (lambda: O.sgd(0.05, momentum=0.9, nesterov=True), np_sgd(0.9, nesterov=True), const(0.05)),
     "sgd-cosine": (lambda: O.sgd(O.cosine_decay(0.05, 150), momentum=0.9), np_sgd(0.9), np_cosine(0.05, 150)),
-    "sgd-weight-decay": (lambda: O.chain(O.add_decayed_weights(0.1), O.sgd(0.05, momentum=0.9)),
-                         np_sgd(0.9, weight_decay=0.1), const(0.05)),
+    "sgd-weight-decay": (
+        lambda: O.chain(O.add_decayed_weights(0.1), O.sgd(0.05, momentum=0.9)),
+        np_sgd(0.9, weight_decay=0.1),
+        const(0.05),
+    ),
     "adagrad": (lambda: O.adagrad(0.1), np_adagrad(), const(0.1)),
-    "adagrad-options": (lambda: O.adagrad(0.1, lr_decay=0.01, initial_accumulator_value=0.1, eps=1e-6),
-                        np_adagrad(0.01, 0.1, 1e-6), const(0.1)),
+    "adagrad-options": (
+        lambda: O.adagrad(0.1, lr_decay=0.01, initial_accumulator_value=0.1, eps=1e-6),
+        np_adagrad(0.01, 0.1, 1e-6),
+        const(0.1),
+    ),
     "rmsprop": (lambda: O.rmsprop(0.01), np_rmsprop(), const(0.01)),
-    "rmsprop-centered": (lambda: O.rmsprop(0.01, alpha=0.9, centered=True, eps=1e-3),
-                         np_rmsprop(0.9, 1e-3, centered=True), const(0.01)),
+    "rmsprop-centered": (
+        lambda: O.rmsprop(0.01, alpha=0.9, centered=True, eps=1e-3),
+        np_rmsprop(0.9, 1e-3, centered=True),
+        const(0.01),
+    ),
     "rmsprop-momentum": (lambda: O.rmsprop(0.01, momentum=0.5), np_rmsprop(momentum=0.5), const(0.01)),
-    "rmsprop-chapter": (lambda: O.rmsprop(0.01, alpha=0.9, eps=1e-6, eps_in_sqrt=True),
-                        np_rmsprop(0.9, 1e-6, eps_in_sqrt=True), const(0.01)),
-    "rmsprop-all": (lambda: O.rmsprop(0.01, alpha=0.95, eps=1e-2, momentum=0.7, centered=True, eps_in_sqrt=True),
-                    np_rmsprop(0.95, 1e-2, 0.7, True, True), const(0.01)),
+    "rmsprop-chapter": (
+        lambda: O.rmsprop(0.01, alpha=0.9, eps=1e-6, eps_in_sqrt=True),
+        np_rmsprop(0.9, 1e-6, eps_in_sqrt=True),
+        const(0.01),
+    ),
+    "rmsprop-all": (
+        lambda: O.rmsprop(0.01, alpha=0.95, eps=1e-2, momentum=0.7, centered=True, eps_in_sqrt=True),
+        np_rmsprop(0.95, 1e-2, 0.7, True, True),
+        const(0.01),
+    ),
     "adam": (lambda: O.adam(0.01), np_adam(), const(0.01)),
-    "adam-amsgrad": (lambda: O.adam(0.01, b1=0.8, b2=0.99, amsgrad=True), np_adam(0.8, 0.99, amsgrad=True),
-                     const(0.01)),
-    "adam-chapter": (lambda: O.adam(0.01, b2=0.99, eps=0.0, eps_root=1e-8), np_adam(b2=0.99, eps=0.0, eps_root=1e-8),
-                     const(0.01)),
-    "adam-step-decay": (lambda: O.adam(O.step_decay(0.02, 0.5, every=50)), np_adam(),
-                        lambda t: 0.02 * 0.5 ** (t // 50)),
+    "adam-amsgrad": (
+        lambda: O.adam(0.01, b1=0.8, b2=0.99, amsgrad=True),
+        np_adam(0.8, 0.99, amsgrad=True),
+        const(0.01),
+    ),
+    "adam-chapter": (
+        lambda: O.adam(0.01, b2=0.99, eps=0.0, eps_root=1e-8),
+        np_adam(b2=0.99, eps=0.0, eps_root=1e-8),
+        const(0.01),
+    ),
+    "adam-step-decay": (
+        lambda: O.adam(O.step_decay(0.02, 0.5, every=50)),
+        np_adam(),
+        lambda t: 0.02 * 0.5 ** (t // 50),
+    ),
     "adamw": (lambda: O.adamw(0.01, weight_decay=0.1), np_adam(decoupled=0.1), const(0.01)),
     "adamw-amsgrad": (lambda: O.adamw(0.01, amsgrad=True), np_adam(amsgrad=True, decoupled=1e-2), const(0.01)),
 }
@@ -151,8 +180,9 @@ def test_matches_float64_reference(name, x64):
         rel = np.linalg.norm(np.asarray(g) - w) / np.linalg.norm(w)
         assert rel <= 1e-10, (name, rel)
     # The trajectory moved: the test would catch an optimizer that does nothing.
-    moved = sum(np.linalg.norm(w - p) for w, p in zip(jax.tree_util.tree_leaves(want),
-                                                        jax.tree_util.tree_leaves(params)))
+    moved = sum(
+        np.linalg.norm(w - p) for w, p in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(params))
+    )
     assert moved > 1e-2
 
 

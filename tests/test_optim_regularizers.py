@@ -1,4 +1,5 @@
 """L1/L2 penalties, weight decay, masks and gradient clipping."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,9 +19,10 @@ ALL = [np.asarray(x) for x in jax.tree_util.tree_leaves(PARAMS)]
 
 
 def test_l2_penalty_value_and_gradient():
-    assert float(O.l2_penalty(PARAMS, 0.1)) == pytest.approx(0.05 * sum(np.sum(x ** 2) for x in ALL), rel=1e-6)
+    assert float(O.l2_penalty(PARAMS, 0.1)) == pytest.approx(0.05 * sum(np.sum(x**2) for x in ALL), rel=1e-6)
     assert float(O.l2_penalty(PARAMS, 0.1, O.weights_only)) == pytest.approx(
-        0.05 * sum(np.sum(x ** 2) for x in WEIGHTS), rel=1e-6)
+        0.05 * sum(np.sum(x**2) for x in WEIGHTS), rel=1e-6
+    )
     g = jax.grad(O.l2_penalty)(PARAMS, 0.1, O.weights_only)
     np.testing.assert_allclose(g["dense_0"]["w"], 0.1 * WEIGHTS[0], rtol=1e-6)
     np.testing.assert_array_equal(g["dense_0"]["b"], 0.0)
@@ -77,16 +79,19 @@ def test_masks_by_prefix_and_path_predicate():
     prefix = {"dense_0": True, "batchnorm_1": False, "dense_2": {"w": True, "b": False}}
     v = O.l2_penalty(PARAMS, 2.0, prefix)
     chosen = [WEIGHTS[0], np.asarray(PARAMS["dense_0"]["b"]), WEIGHTS[1]]
-    assert float(v) == pytest.approx(sum(np.sum(x ** 2) for x in chosen), rel=1e-6)
+    assert float(v) == pytest.approx(sum(np.sum(x**2) for x in chosen), rel=1e-6)
     by_path = O.path_mask(lambda path, leaf: path[0] == "dense_2")
     assert float(O.l1_penalty(PARAMS, 1.0, by_path)) == pytest.approx(3.5 + 1.0, rel=1e-6)
 
 
-@pytest.mark.parametrize("fn", [
-    lambda m: O.l2_penalty(PARAMS, 0.1, m),
-    lambda m: O.l1_penalty(PARAMS, 0.1, m),
-    lambda m: O.add_decayed_weights(0.1, m).init(PARAMS),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m: O.l2_penalty(PARAMS, 0.1, m),
+        lambda m: O.l1_penalty(PARAMS, 0.1, m),
+        lambda m: O.add_decayed_weights(0.1, m).init(PARAMS),
+    ],
+)
 def test_mismatched_mask_is_a_value_error_naming_mask(fn):
     with pytest.raises(ValueError, match=r"mask does not match the params' structure"):
         fn({"dense_0": True, "dense_9": False})

@@ -1,4 +1,5 @@
 """SGD against the chapter's velocity forms of momentum and Nesterov, and the optimizers' input checks."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -94,29 +95,38 @@ def test_plain_sgd_state_is_small_and_signature_compatible():
     assert int(s.count) == 1
 
 
-@pytest.mark.parametrize("build, match", [
-    (lambda: O.sgd(-0.1), r"sgd: learning_rate .* got -0\.1"),
-    (lambda: O.sgd(float("nan")), r"sgd: learning_rate .* got nan"),
-    (lambda: O.sgd(float("inf")), r"sgd: learning_rate .* got inf"),
-    (lambda: O.sgd(0.1, momentum=-0.5), r"sgd: momentum .* got -0\.5"),
-    (lambda: O.sgd(0.1, nesterov=True), r"sgd: nesterov=True needs momentum > 0, got momentum=0"),
-    (lambda: O.sgd(0.1, momentum=0.9, dampening=0.1, nesterov=True), r"nesterov=True needs dampening=0, got dampening=0\.1"),
-    (lambda: O.sgd(0.1, momentum=0.9, dampening=1.5), r"sgd: dampening .*\[0\.0, 1\.0\].* got 1\.5"),
-    (lambda: O.adam(0.1, b1=1.0), r"adam: b1 .*\[0\.0, 1\.0\).* got 1\.0"),
-    (lambda: O.adam(0.1, b2=-0.1), r"adam: b2 .* got -0\.1"),
-    (lambda: O.adam(0.1, eps=-1e-8), r"adam: eps .* got -1e-08"),
-    (lambda: O.adam(0.1, eps_root=float("nan")), r"adam: eps_root .* got nan"),
-    (lambda: O.adamw(-1.0), r"adamw: learning_rate .* got -1\.0"),
-    (lambda: O.adamw(0.1, weight_decay=-0.1), r"adamw: weight_decay .* got -0\.1"),
-    (lambda: O.adagrad(0.1, eps=-1.0), r"adagrad: eps .* got -1\.0"),
-    (lambda: O.adagrad(0.1, lr_decay=-1.0), r"adagrad: lr_decay .* got -1\.0"),
-    (lambda: O.rmsprop(0.1, alpha=1.0), r"rmsprop: alpha .* got 1\.0"),
-    (lambda: O.rmsprop(0.1, momentum=-0.9), r"rmsprop: momentum .* got -0\.9"),
-    (lambda: O.rmsprop(0.1, eps=-1.0), r"rmsprop: eps .* got -1\.0"),
-    (lambda: O.sgd(lambda t: jnp.ones(3) * 0.1), r"sgd: the schedule given as learning_rate must return a scalar, got shape\(s\) \[\(3,\)\]"),
-    (lambda: O.adam(lambda t: jnp.ones((2, 2))), r"adam: the schedule given as learning_rate must return a scalar"),
-    (lambda: O.sgd(np.ones(2)), r"sgd: learning_rate must be a scalar, got shape \(2,\)"),
-])
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: O.sgd(-0.1), r"sgd: learning_rate .* got -0\.1"),
+        (lambda: O.sgd(float("nan")), r"sgd: learning_rate .* got nan"),
+        (lambda: O.sgd(float("inf")), r"sgd: learning_rate .* got inf"),
+        (lambda: O.sgd(0.1, momentum=-0.5), r"sgd: momentum .* got -0\.5"),
+        (lambda: O.sgd(0.1, nesterov=True), r"sgd: nesterov=True needs momentum > 0, got momentum=0"),
+        (
+            lambda: O.sgd(0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            r"nesterov=True needs dampening=0, got dampening=0\.1",
+        ),
+        (lambda: O.sgd(0.1, momentum=0.9, dampening=1.5), r"sgd: dampening .*\[0\.0, 1\.0\].* got 1\.5"),
+        (lambda: O.adam(0.1, b1=1.0), r"adam: b1 .*\[0\.0, 1\.0\).* got 1\.0"),
+        (lambda: O.adam(0.1, b2=-0.1), r"adam: b2 .* got -0\.1"),
+        (lambda: O.adam(0.1, eps=-1e-8), r"adam: eps .* got -1e-08"),
+        (lambda: O.adam(0.1, eps_root=float("nan")), r"adam: eps_root .* got nan"),
+        (lambda: O.adamw(-1.0), r"adamw: learning_rate .* got -1\.0"),
+        (lambda: O.adamw(0.1, weight_decay=-0.1), r"adamw: weight_decay .* got -0\.1"),
+        (lambda: O.adagrad(0.1, eps=-1.0), r"adagrad: eps .* got -1\.0"),
+        (lambda: O.adagrad(0.1, lr_decay=-1.0), r"adagrad: lr_decay .* got -1\.0"),
+        (lambda: O.rmsprop(0.1, alpha=1.0), r"rmsprop: alpha .* got 1\.0"),
+        (lambda: O.rmsprop(0.1, momentum=-0.9), r"rmsprop: momentum .* got -0\.9"),
+        (lambda: O.rmsprop(0.1, eps=-1.0), r"rmsprop: eps .* got -1\.0"),
+        (
+            lambda: O.sgd(lambda t: jnp.ones(3) * 0.1),
+            r"sgd: the schedule given as learning_rate must return a scalar, got shape\(s\) \[\(3,\)\]",
+        ),
+        (lambda: O.adam(lambda t: jnp.ones((2, 2))), r"adam: the schedule given as learning_rate must return a scalar"),
+        (lambda: O.sgd(np.ones(2)), r"sgd: learning_rate must be a scalar, got shape \(2,\)"),
+    ],
+)
 def test_bad_hyperparameters_raise_value_error(build, match):
     with pytest.raises(ValueError, match=match):
         build()

@@ -1,4 +1,5 @@
 """Hyperparameters as state arrays: no recompilation, vmap over learning rates, jit/scan/vmap of states."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -137,7 +138,9 @@ def test_state_is_a_pytree_of_named_tuples_and_scans():
 
 def test_set_hyperparameter_errors():
     state = O.adam(0.1).init(PARAMS)
-    with pytest.raises(ValueError, match=r"no hyperparameter 'momentum'; it has \['b1', 'b2', 'eps', 'eps_root', 'learning_rate'\]"):
+    with pytest.raises(
+        ValueError, match=r"no hyperparameter 'momentum'; it has \['b1', 'b2', 'eps', 'eps_root', 'learning_rate'\]"
+    ):
         O.set_hyperparameter(state, "momentum", 0.9)
     with pytest.raises(ValueError, match=r"set_hyperparameter: learning_rate .* got -1\.0"):
         O.set_hyperparameter(state, "learning_rate", -1.0)
@@ -160,13 +163,16 @@ def test_set_hyperparameter_keeps_dtype_and_weak_type():
     np.testing.assert_array_equal(alt.learning_rate, new.learning_rate)
 
 
-@pytest.mark.parametrize("build, names", [
-    (lambda: O.adam(1e-3), ["learning_rate", "b1", "b2", "eps", "eps_root"]),
-    (lambda: O.adamw(1e-3), ["learning_rate", "b1", "b2", "eps", "eps_root", "weight_decay"]),
-    (lambda: O.rmsprop(0.01, momentum=0.9), ["learning_rate", "alpha", "eps", "momentum"]),
-    (lambda: O.adagrad(0.1), ["learning_rate", "lr_decay", "eps"]),
-    (lambda: O.sgd(0.1, momentum=0.9, dampening=0.1), ["learning_rate", "momentum", "dampening"]),
-])
+@pytest.mark.parametrize(
+    "build, names",
+    [
+        (lambda: O.adam(1e-3), ["learning_rate", "b1", "b2", "eps", "eps_root"]),
+        (lambda: O.adamw(1e-3), ["learning_rate", "b1", "b2", "eps", "eps_root", "weight_decay"]),
+        (lambda: O.rmsprop(0.01, momentum=0.9), ["learning_rate", "alpha", "eps", "momentum"]),
+        (lambda: O.adagrad(0.1), ["learning_rate", "lr_decay", "eps"]),
+        (lambda: O.sgd(0.1, momentum=0.9, dampening=0.1), ["learning_rate", "momentum", "dampening"]),
+    ],
+)
 def test_hyperparameters_are_one_leaf_of_the_state(build, names):
     # one input buffer for a compiled step, however many hyperparameters (see benchmarks/step_overhead.py)
     state = build().init(PARAMS)

@@ -1,10 +1,12 @@
 """switch: Adam then SGD, at a step, on a predicate, or on a trigger from outside the step."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxnet.optim as O
+
 
 def params0():
     """Fresh params in the default float dtype (float64 inside the x64 tests)."""
@@ -17,6 +19,7 @@ def grad(p):
 
 def run(opt, params, steps, state=None):
     """``steps`` updates in one scan; returns params and state."""
+
     def body(carry, _):
         p, s = carry
         u, s = opt.update(grad(p), s, p)
@@ -81,7 +84,9 @@ def test_switch_under_vmap_with_batched_steps():
     states = jax.vmap(opt.init)(params)
     states = states._replace(switched=jnp.array([False, True]))
     u, s = jax.vmap(lambda p, st: opt.update(grad(p), st, p))(params, states)
-    np.testing.assert_allclose(u["w"][1], -0.01 * grad(jax.tree_util.tree_map(lambda x: 2 * x, params0()))["w"], rtol=1e-6)
+    np.testing.assert_allclose(
+        u["w"][1], -0.01 * grad(jax.tree_util.tree_map(lambda x: 2 * x, params0()))["w"], rtol=1e-6
+    )
     assert list(np.asarray(s.first.count)) == [1, 0]
 
 

@@ -1,5 +1,6 @@
 """State and keys through ``serial``: one key per stochastic layer, running statistics in and out,
 one compilation per mode, learned activations beside state, and errors for another model's trees."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,7 +62,16 @@ def test_state_flows_in_and_out_as_one_tree():
 def test_mlp_options_layout_and_errors():
     model = jn.MLP([4, 4, 2], activation="tanh", batchnorm=True, dropout=0.2)
     assert [layer.kind for layer in model.layers] == [
-        "dense", "batchnorm", "activation", "dropout", "dense", "batchnorm", "activation", "dropout", "dense"]
+        "dense",
+        "batchnorm",
+        "activation",
+        "dropout",
+        "dense",
+        "batchnorm",
+        "activation",
+        "dropout",
+        "dense",
+    ]
     assert model.needs_key
     assert not jn.MLP([4, 2], batchnorm=True).needs_key
     with pytest.raises(ValueError, match=r"MLP dropout: Dropout: rate must be <= 1.0, got 1.5"):
@@ -108,6 +118,7 @@ def test_mlp_with_batchnorm_and_dropout_trains_under_jit_and_evaluates_determini
         def loss(out, y, where=None):
             traces[mode] += 1
             return losses.softmax_cross_entropy_with_integer_labels(out, y, where)
+
         return loss
 
     step = jn.make_train_step(model, counting_loss("train"), opt)
@@ -128,8 +139,9 @@ def test_mlp_with_batchnorm_and_dropout_trains_under_jit_and_evaluates_determini
 
 
 def test_learned_activation_parameters_train_beside_state():
-    model = jn.serial(jn.Dense(16), BatchNorm(), jn.PRelu(), Dropout(0.2), jn.Dense(16),
-                      jn.Elu(learnable=True), jn.Dense(2))
+    model = jn.serial(
+        jn.Dense(16), BatchNorm(), jn.PRelu(), Dropout(0.2), jn.Dense(16), jn.Elu(learnable=True), jn.Dense(2)
+    )
     x, y = jn.data.circle(jax.random.PRNGKey(2), 128)
     _, params, state = model.init(KEY, (-1, 2))
 

@@ -1,4 +1,5 @@
 """The compiled SGD step, trace counting, and a light `import jaxnet`."""
+
 import subprocess
 import sys
 import textwrap
@@ -63,7 +64,7 @@ def test_step_compiles_once_and_learning_rate_change_does_not_recompile():
 def test_penalty_is_added_to_the_loss():
     model, params, state, x, y = _setup()
     loss = losses.softmax_cross_entropy_with_integer_labels
-    pen = lambda p: 0.5 * sum(jnp.sum(l ** 2) for l in jax.tree_util.tree_leaves(p))
+    pen = lambda p: 0.5 * sum(jnp.sum(l**2) for l in jax.tree_util.tree_leaves(p))
     step = jn.make_train_step(model, loss, jn.sgd(0.0), penalty=pen)
     copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)  # the step donates params (reused below)
     _, _, _, m = step(copy(params), state, jn.sgd(0.0).init(params), (x, y), jax.random.PRNGKey(0))

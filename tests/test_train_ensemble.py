@@ -1,13 +1,21 @@
 """Ensembles (§4.4.3): vmapped members, data subsets, per-member hyperparameters, averaging, gain."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxnet as jn
-from jaxnet.nn import losses
-from jaxnet.train import (average_probabilities, ensemble_report, fit, fit_ensemble, member_probabilities,
-                          member_weights, set_member_hyperparameter, unstack)
+from jaxnet.train import (
+    average_probabilities,
+    ensemble_report,
+    fit,
+    fit_ensemble,
+    member_probabilities,
+    member_weights,
+    set_member_hyperparameter,
+    unstack,
+)
 
 LOSS = "softmax_cross_entropy_with_integer_labels"
 
@@ -21,8 +29,18 @@ def digits():
 def test_ensemble_of_five_beats_its_mean_member_on_digits(digits):
     (xtr, ytr), (xte, yte) = digits
     model = jn.MLP([32, 10])
-    r = fit_ensemble(model, LOSS, jn.sgd(0.1), (xtr, ytr), members=5, epochs=8, batch_size=32,
-                     key=jax.random.PRNGKey(1), subsets="bootstrap", progress=False)
+    r = fit_ensemble(
+        model,
+        LOSS,
+        jn.sgd(0.1),
+        (xtr, ytr),
+        members=5,
+        epochs=8,
+        batch_size=32,
+        key=jax.random.PRNGKey(1),
+        subsets="bootstrap",
+        progress=False,
+    )
     rep = ensemble_report((model, r.params, r.state), xte, yte)
     assert len(rep["member_accuracy"]) == 5 and len(set(rep["member_accuracy"])) > 1  # members differ
     assert rep["ensemble"] > rep["mean_member"] and rep["gain"] == pytest.approx(rep["ensemble"] - rep["mean_member"])
@@ -40,8 +58,9 @@ def test_vmapped_member_equals_a_separate_fit():
     r = fit_ensemble(model, LOSS, opt, (x, y), members=3, epochs=3, batch_size=20, key=key, progress=False)
     assert jax.tree_util.tree_leaves(r.params)[0].shape[0] == 3 and len(r.histories) == 3
     single = fit(model, LOSS, opt, (x, y), epochs=3, batch_size=20, key=jax.random.fold_in(key, 1), progress=False)
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
-                           unstack(r.params, 1), single.params)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6), unstack(r.params, 1), single.params
+    )
     assert r.histories[1]["loss"] == pytest.approx(single.history["loss"], rel=1e-5)
 
 
@@ -63,8 +82,19 @@ def test_member_weights():
 def test_disjoint_subsets_and_per_member_learning_rates():
     x, y = jn.data.circle(jax.random.PRNGKey(4), 120)
     model = jn.MLP([8, 2])
-    r = fit_ensemble(model, LOSS, jn.sgd(0.1), (x, y), members=3, epochs=2, batch_size=12, key=jax.random.PRNGKey(5),
-                     subsets="disjoint", hyperparams={"learning_rate": [0.0, 0.1, 0.3]}, progress=False)
+    r = fit_ensemble(
+        model,
+        LOSS,
+        jn.sgd(0.1),
+        (x, y),
+        members=3,
+        epochs=2,
+        batch_size=12,
+        key=jax.random.PRNGKey(5),
+        subsets="disjoint",
+        hyperparams={"learning_rate": [0.0, 0.1, 0.3]},
+        progress=False,
+    )
     np.testing.assert_allclose(np.asarray(r.opt_state.learning_rate), [0.0, 0.1, 0.3])
     # a zero learning rate leaves member 0 at its initial parameters
     _, p0, _ = model.init(jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(5), 0), 0), (-1, 2))
@@ -74,15 +104,35 @@ def test_disjoint_subsets_and_per_member_learning_rates():
     with pytest.raises(ValueError, match=r"no hyperparameter 'beta'; it has \['learning_rate'\]"):
         set_member_hyperparameter(r.opt_state, "beta", 0.5)
     with pytest.raises(ValueError, match=r"must have 3 values \(one per member\)"):
-        fit_ensemble(model, LOSS, jn.sgd(0.1), (x, y), members=3, epochs=1, batch_size=12, key=jax.random.PRNGKey(5),
-                     hyperparams={"learning_rate": [0.1, 0.2]}, progress=False)
+        fit_ensemble(
+            model,
+            LOSS,
+            jn.sgd(0.1),
+            (x, y),
+            members=3,
+            epochs=1,
+            batch_size=12,
+            key=jax.random.PRNGKey(5),
+            hyperparams={"learning_rate": [0.1, 0.2]},
+            progress=False,
+        )
 
 
 def test_each_member_has_its_own_nonfinite_guard():
     x, y = jn.data.circle(jax.random.PRNGKey(4), 120)
     model = jn.MLP([8, 2])
-    r = fit_ensemble(model, LOSS, jn.sgd(0.1), (x * 1e4, y), members=2, epochs=3, batch_size=12,
-                     key=jax.random.PRNGKey(5), hyperparams={"learning_rate": [0.0, 1e8]}, progress=False)
+    r = fit_ensemble(
+        model,
+        LOSS,
+        jn.sgd(0.1),
+        (x * 1e4, y),
+        members=2,
+        epochs=3,
+        batch_size=12,
+        key=jax.random.PRNGKey(5),
+        hyperparams={"learning_rate": [0.0, 1e8]},
+        progress=False,
+    )
     ok, blown = r.histories
     assert ok.stop_reason is None and len(ok) == 3
     assert blown.stop_reason == "nonfinite" and blown.nonfinite["epoch"] == 1 and len(blown) == 1
@@ -95,13 +145,25 @@ def test_a_blown_member_leaves_the_others_as_separate_fits():
     # reproduce the finite members' plain run
     x, y = jn.data.circle(jax.random.PRNGKey(4), 120)
     model, key = jn.MLP([8, 2]), jax.random.PRNGKey(5)
-    r = fit_ensemble(model, LOSS, jn.sgd(0.1), (x, y), members=2, epochs=3, batch_size=12, key=key,
-                     hyperparams={"learning_rate": [0.1, 1e30]}, progress=False)
+    r = fit_ensemble(
+        model,
+        LOSS,
+        jn.sgd(0.1),
+        (x, y),
+        members=2,
+        epochs=3,
+        batch_size=12,
+        key=key,
+        hyperparams={"learning_rate": [0.1, 1e30]},
+        progress=False,
+    )
     assert r.histories[1].stop_reason == "nonfinite" and r.histories[0].stop_reason is None
-    single = fit(model, LOSS, jn.sgd(0.1), (x, y), epochs=3, batch_size=12, key=jax.random.fold_in(key, 0),
-                 progress=False)
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
-                           unstack(r.params, 0), single.params)
+    single = fit(
+        model, LOSS, jn.sgd(0.1), (x, y), epochs=3, batch_size=12, key=jax.random.fold_in(key, 0), progress=False
+    )
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6), unstack(r.params, 0), single.params
+    )
 
 
 def _scans_outside_cond(jaxpr) -> int:
@@ -145,8 +207,11 @@ def test_members_of_different_architectures():
     assert probs.shape == (3, 300, 2)  # the one-logit model is read as P(class 1) = sigmoid
     z = members[2][0].apply(members[2][1], members[2][2], x, train=False)[0][:, 0]
     np.testing.assert_allclose(np.asarray(probs[2, :, 1]), np.asarray(jax.nn.sigmoid(z)), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(probs[0]), np.asarray(jax.nn.softmax(
-        members[0][0].apply(members[0][1], members[0][2], x, train=False)[0])), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(probs[0]),
+        np.asarray(jax.nn.softmax(members[0][0].apply(members[0][1], members[0][2], x, train=False)[0])),
+        rtol=1e-6,
+    )
     avg = average_probabilities(members, x)
     np.testing.assert_allclose(np.asarray(avg), np.asarray(probs).mean(0), rtol=1e-6)
     rep = ensemble_report(members, x, y)

@@ -1,12 +1,13 @@
 """A whole epoch as one lax.scan equals the same epoch stepped from Python; batch layout."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxnet as jn
-from jaxnet.nn import losses
 from jaxnet.data import shuffle_batches
+from jaxnet.nn import losses
 from jaxnet.train import epoch as epoch_module
 from jaxnet.train import make_train_epoch, make_train_step
 

@@ -1,5 +1,5 @@
 """fit: history, validation, early stopping, the non-finite guard, bad input, no recompilation."""
-import warnings
+
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +28,18 @@ def model():
 
 def test_fit_learns_and_records_history(blobs, model, capsys):
     opt = jn.sgd(0.1)
-    r = fit(model, LOSS, opt, blobs, epochs=6, batch_size=20, key=jax.random.PRNGKey(1), validation=0.25,
-            metrics=ACC, progress=False)
+    r = fit(
+        model,
+        LOSS,
+        opt,
+        blobs,
+        epochs=6,
+        batch_size=20,
+        key=jax.random.PRNGKey(1),
+        validation=0.25,
+        metrics=ACC,
+        progress=False,
+    )
     h = r.history
     assert len(h) == 6 and r.epoch == 6 and h.stop_reason is None
     assert h.keys() == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time"]
@@ -41,8 +51,9 @@ def test_fit_learns_and_records_history(blobs, model, capsys):
 
 def test_validation_given_and_same_key_same_bits(blobs, model):
     x, y = blobs
-    kw = dict(epochs=2, batch_size=16, key=jax.random.PRNGKey(3), metrics=ACC, progress=False,
-              validation=(x[:40], y[:40]))
+    kw = dict(
+        epochs=2, batch_size=16, key=jax.random.PRNGKey(3), metrics=ACC, progress=False, validation=(x[:40], y[:40])
+    )
     a = fit(model, LOSS, jn.sgd(0.1), (x[40:], y[40:]), **kw)
     b = fit(model, LOSS, jn.sgd(0.1), (x[40:], y[40:]), **kw)
     jax.tree_util.tree_map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)), a.params, b.params)
@@ -66,8 +77,18 @@ def test_early_stopping_restores_the_best_epoch(blobs, model):
     y_noisy = jnp.where(jax.random.uniform(jax.random.PRNGKey(5), y.shape) < 0.35, (y + 1) % 3, y)
     stop = EarlyStopping(patience=3, min_delta=0.0)
     opt = jn.sgd(0.1)  # 0.5 diverges for some shuffles (1 key in 6)
-    r = fit(jn.MLP([64, 64, 3]), LOSS, opt, (x[:60], y_noisy[:60]), epochs=200, batch_size=10,
-            key=jax.random.PRNGKey(6), validation=(x[60:], y[60:]), early_stopping=stop, progress=False)
+    r = fit(
+        jn.MLP([64, 64, 3]),
+        LOSS,
+        opt,
+        (x[:60], y_noisy[:60]),
+        epochs=200,
+        batch_size=10,
+        key=jax.random.PRNGKey(6),
+        validation=(x[60:], y[60:]),
+        early_stopping=stop,
+        progress=False,
+    )
     h = r.history
     assert h.stop_reason == "early_stopping" and len(h) < 200
     vl = h["val_loss"]
@@ -108,12 +129,14 @@ def test_nonfinite_guard_returns_last_finite_params(blobs, model):
     idx, _ = jn.data.shuffle_batches(k_shuffle, 240, 20)
     step = make_train_step(model, LOSS, opt)
     for i in range(bad + 1):
-        p_new, s, o, m = step(jax.tree_util.tree_map(jnp.copy, p), s, o, (x[idx[i]], y[idx[i]]),
-                              jax.random.fold_in(k_steps, i))
+        p_new, s, o, m = step(
+            jax.tree_util.tree_map(jnp.copy, p), s, o, (x[idx[i]], y[idx[i]]), jax.random.fold_in(k_steps, i)
+        )
         if i < bad:
             p = p_new
-    assert not (bool(jnp.isfinite(m["loss"])) and all(bool(jnp.all(jnp.isfinite(a)))
-                                                       for a in jax.tree_util.tree_leaves(p_new)))
+    assert not (
+        bool(jnp.isfinite(m["loss"])) and all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(p_new))
+    )
     jax.tree_util.tree_map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-6), r.params, p)
 
 
@@ -136,8 +159,7 @@ def test_second_fit_with_same_shapes_does_not_retrace(blobs, model):
 
 def test_progress_bar_shows_epochs(blobs, model, capsys):
     pytest.importorskip("tqdm")
-    fit(model, LOSS, jn.sgd(0.1), blobs, epochs=2, batch_size=40, key=jax.random.PRNGKey(0), metrics=ACC,
-        progress=True)
+    fit(model, LOSS, jn.sgd(0.1), blobs, epochs=2, batch_size=40, key=jax.random.PRNGKey(0), metrics=ACC, progress=True)
     err = capsys.readouterr().err
     assert "2/2" in err and "accuracy=" in err and "loss=" in err
 
@@ -147,7 +169,9 @@ def test_bad_input_errors(blobs, model):
     kw = dict(epochs=1, batch_size=10, key=jax.random.PRNGKey(0), progress=False)
     with pytest.raises(ValueError, match="x and y must have the same length, got 240 and 239"):
         fit(model, LOSS, jn.sgd(0.1), (x, y[:-1]), **kw)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\) for a model with 3 output\(s\), got labels from 0 to 7"):
+    with pytest.raises(
+        ValueError, match=r"labels must lie in \[0, 3\) for a model with 3 output\(s\), got labels from 0 to 7"
+    ):
         fit(model, LOSS, jn.sgd(0.1), (x, y.at[5].set(7)), **kw)
     with pytest.raises(ValueError, match="labels must lie in .* got labels from -1"):
         fit(model, LOSS, jn.sgd(0.1), (x, y.at[5].set(-1)), **kw)

@@ -1,4 +1,5 @@
 """Data parallelism over 8 forced host devices equals the single-device step (run in a subprocess)."""
+
 import os
 import subprocess
 import sys

@@ -1,4 +1,5 @@
 """§4.1.3 XOR (by hand and learned) and the circle data of figure 4.3."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

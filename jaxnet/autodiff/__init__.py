@@ -6,6 +6,7 @@
 * :mod:`jaxnet.autodiff.backprop`: the chapter's layer-by-layer backprop, written by hand.
 * :mod:`jaxnet.autodiff.check`: :func:`check_grads`, handwritten vs ``jax.grad`` vs finite differences.
 """
+
 from jaxnet.autodiff import draw, example, graph
 from jaxnet.autodiff.backprop import RULES, backprop, backprop_grad, check_supported, loss_gradient
 from jaxnet.autodiff.check import GradError, GradientMismatchError, check_grads, relative_error
@@ -14,8 +15,24 @@ from jaxnet.autodiff.example import worked_example, worked_example_table
 from jaxnet.autodiff.graph import Node
 
 __all__ = [
-    "RULES", "backprop", "backprop_grad", "check_supported", "loss_gradient", "GradError",
-    "GradientMismatchError", "check_grads", "relative_error", "has_dot", "jaxpr_to_dot",
-    "loss_graph_dot", "render", "to_dot", "worked_example", "worked_example_table", "Node",
-    "draw", "example", "graph",
+    "RULES",
+    "GradError",
+    "GradientMismatchError",
+    "Node",
+    "backprop",
+    "backprop_grad",
+    "check_grads",
+    "check_supported",
+    "draw",
+    "example",
+    "graph",
+    "has_dot",
+    "jaxpr_to_dot",
+    "loss_gradient",
+    "loss_graph_dot",
+    "relative_error",
+    "render",
+    "to_dot",
+    "worked_example",
+    "worked_example_table",
 ]

@@ -29,9 +29,11 @@ Supported layer kinds: ``serial`` (nested too), ``dense``, ``flatten``, ``activa
 alpha), ``softmax``, ``log_softmax``, ``batchnorm`` (train and eval mode) and ``dropout``
 (its mask recomputed from the key ``serial`` gives the layer).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +63,7 @@ def _apply(layer, params, state, x, key, train):
 
 # --- serial -----------------------------------------------------------------------------
 
+
 def _serial_forward(layer, params, state, x, key, train):
     keys = layer_keys(layer.layers)
     saved, new_state = [], {}
@@ -80,6 +83,7 @@ def _serial_backward(layer, params, saved, g):
 
 
 # --- dense and flatten ------------------------------------------------------------------
+
 
 def _keep_input(layer, params, state, x, key, train):
     y, new_state = _apply(layer, params, state, x, key, train)
@@ -102,6 +106,7 @@ def _flatten_backward(layer, params, x, g):
 
 
 # --- activations ------------------------------------------------------------------------
+
 
 def _hyper(layer):
     return {k: v for k, v in layer.config.items() if k != "fn"}
@@ -135,6 +140,7 @@ def _log_softmax_backward(layer, params, z, g):
 
 
 # --- batch normalization and dropout ------------------------------------------------------
+
 
 def _bn_axes(layer, x):
     channel = layer.config.get("axis", -1) % x.ndim
@@ -170,8 +176,9 @@ def _bn_backward(layer, params, saved, g):
     if not train:  # running statistics are constants
         return dxhat * inv_std, grads
     # The batch statistics depend on every sample: dx = (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) / std.
-    dx = inv_std * (dxhat - jnp.mean(dxhat, axis=reduce, keepdims=True)
-                    - xhat * jnp.mean(dxhat * xhat, axis=reduce, keepdims=True))
+    dx = inv_std * (
+        dxhat - jnp.mean(dxhat, axis=reduce, keepdims=True) - xhat * jnp.mean(dxhat * xhat, axis=reduce, keepdims=True)
+    )
     return dx, grads
 
 
@@ -232,7 +239,9 @@ def check_supported(model: Layer, *, where: str = "backprop") -> None:
                 f"supported kinds: {sorted(RULES)}. Use jax.grad for this model"
             )
         if layer.kind == "activation" and layer.config.get("fn") not in A.ELEMENTWISE:
-            raise ValueError(f"{where}: layer {layer.name} at {path} names unknown activation {layer.config.get('fn')!r}")
+            raise ValueError(
+                f"{where}: layer {layer.name} at {path} names unknown activation {layer.config.get('fn')!r}"
+            )
         for k, sub in zip(layer_keys(layer.layers), layer.layers):
             visit(sub, f"{path}/{k}")
 
@@ -240,6 +249,7 @@ def check_supported(model: Layer, *, where: str = "backprop") -> None:
 
 
 # --- losses -----------------------------------------------------------------------------
+
 
 def _sample_weights(per_sample_shape, where, dtype):
     """``c_i`` with ``L = sum_i c_i l_i``: ``1/n``, or ``where_i / max(sum where, 1)``."""
@@ -327,8 +337,10 @@ def loss_name(loss) -> str:
 
 # --- the whole model --------------------------------------------------------------------
 
-def backprop(model: Layer, params, state, x, y, loss, *, where=None, penalties: Sequence = (),
-             key=None, train: bool = True):
+
+def backprop(
+    model: Layer, params, state, x, y, loss, *, where=None, penalties: Sequence = (), key=None, train: bool = True
+):
     """The loss and its gradient with respect to ``params``, by the handwritten chain rule.
 
     ``L(params) = loss(model(params, x), y, where) + sum of penalties``. The same numbers as

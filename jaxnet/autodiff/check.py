@@ -16,9 +16,11 @@ own round-off, ``10 u |L| / eps`` (each ``L(w +- eps)`` is rounded before the di
 Run it in float64 (``jax.config.update("jax_enable_x64", True)`` and float64 params) for
 tight tolerances; float32 works with looser defaults.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,10 +74,25 @@ def _defaults(params, x):
     return (1e-8, 1e-5, 1e-6) if wide else (1e-3, 5e-2, 1e-3)
 
 
-def check_grads(model: Layer, params, state, x, y, loss, *, where=None, penalties: Sequence = (), key=None,
-                train: bool = True, rtol: float | None = None, fd_rtol: float | None = None,
-                eps: float | None = None, fd_entries: int | None = 16, fd_key=None,
-                raise_on_error: bool = True) -> dict[str, GradError]:
+def check_grads(
+    model: Layer,
+    params,
+    state,
+    x,
+    y,
+    loss,
+    *,
+    where=None,
+    penalties: Sequence = (),
+    key=None,
+    train: bool = True,
+    rtol: float | None = None,
+    fd_rtol: float | None = None,
+    eps: float | None = None,
+    fd_entries: int | None = 16,
+    fd_key=None,
+    raise_on_error: bool = True,
+) -> dict[str, GradError]:
     """Compare the handwritten backprop, ``jax.grad`` and central finite differences.
 
     The objective is ``loss(model.apply(params, state, x, key=key, train=train), y, where)``
@@ -117,15 +134,19 @@ def check_grads(model: Layer, params, state, x, y, loss, *, where=None, penaltie
     leaves, treedef = jax.tree_util.tree_flatten(params)
     paths = [_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     fd_key = jax.random.PRNGKey(0) if fd_key is None else fd_key
-    chosen = [_choose(fd_key, j, int(np.size(leaf)), fd_entries)
-              if fd_entries != 0 and np.size(leaf) > 0 else None for j, leaf in enumerate(leaves)]
+    chosen = [
+        _choose(fd_key, j, int(np.size(leaf)), fd_entries) if fd_entries != 0 and np.size(leaf) > 0 else None
+        for j, leaf in enumerate(leaves)
+    ]
 
     def everything(p):
         # One compiled program for all three, so a check costs one compilation.
         _, hw = backprop(model, p, state, x, y, loss, where=where, penalties=penalties, key=key, train=train)
         flat = jax.tree_util.tree_leaves(p)
-        fds = [None if idx is None else _central_differences(objective, flat, treedef, j, idx, eps)
-               for j, idx in enumerate(chosen)]
+        fds = [
+            None if idx is None else _central_differences(objective, flat, treedef, j, idx, eps)
+            for j, idx in enumerate(chosen)
+        ]
         value, ref = jax.value_and_grad(objective)(p)
         return value, ref, hw, fds
 

@@ -8,12 +8,13 @@
 * :func:`render` turns DOT text into SVG or PNG with the ``dot`` program (Debian/Ubuntu
   package ``graphviz``); DOT text needs nothing installed.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -59,11 +60,19 @@ def to_dot(output: Node, *, title: str | None = None, precision: int = 4, rankdi
         head = f"{n.name}: {n.op}" if n.name else n.op
         # A record's fields stack across the layout direction; braces turn them so they stack vertically.
         open_, close = ("", "") if rankdir in ("LR", "RL") else ("{", "}")
-        label = open_ + " | ".join(
-            _quote(part)[1:-1].replace("{", "\\{").replace("}", "\\}").replace("|", "\\|").replace("<", "\\<")
-            .replace(">", "\\>")
-            for part in (head, f"value = {_fmt(n.value, precision)}", f"grad = {_fmt(n.grad, precision)}")
-        ) + close
+        label = (
+            open_
+            + " | ".join(
+                _quote(part)[1:-1]
+                .replace("{", "\\{")
+                .replace("}", "\\}")
+                .replace("|", "\\|")
+                .replace("<", "\\<")
+                .replace(">", "\\>")
+                for part in (head, f"value = {_fmt(n.value, precision)}", f"grad = {_fmt(n.grad, precision)}")
+            )
+            + close
+        )
         style = ', style=filled, fillcolor="#e8f0fe"' if n.op == "input" else ""
         lines.append(f'  {ids[n._id]} [label="{label}"{style}];')
     for n in order:
@@ -121,14 +130,19 @@ def _inner_jaxpr(eqn):
     """The sub-jaxpr a call-like primitive (jit, custom_jvp/vjp) wraps, if it maps inputs one to one."""
     for value in eqn.params.values():
         inner = getattr(value, "jaxpr", value)  # ClosedJaxpr -> Jaxpr
-        if hasattr(inner, "eqns") and hasattr(inner, "invars") and len(inner.invars) == len(eqn.invars) \
-                and len(inner.outvars) == len(eqn.outvars):
+        if (
+            hasattr(inner, "eqns")
+            and hasattr(inner, "invars")
+            and len(inner.invars) == len(eqn.invars)
+            and len(inner.outvars) == len(eqn.outvars)
+        ):
             return inner
     return None
 
 
-def jaxpr_to_dot(fn: Callable, *args, expand_calls: bool = True, title: str | None = None,
-                 rankdir: str = "TB", **kwargs) -> str:
+def jaxpr_to_dot(
+    fn: Callable, *args, expand_calls: bool = True, title: str | None = None, rankdir: str = "TB", **kwargs
+) -> str:
     """DOT text for the graph JAX traces for ``fn(*args, **kwargs)`` (its jaxpr).
 
     Inputs are shaded boxes (labelled with their pytree path, e.g. ``dense_0/w``), every
@@ -176,8 +190,9 @@ def jaxpr_to_dot(fn: Callable, *args, expand_calls: bool = True, title: str | No
             inner = _inner_jaxpr(eqn) if expand_calls else None
             ins = [source(v, env, indent) for v in eqn.invars]
             if inner is not None:
-                name = eqn.params.get("name") or getattr(eqn.params.get("call_jaxpr"), "name", None) \
-                    or eqn.primitive.name
+                name = (
+                    eqn.params.get("name") or getattr(eqn.params.get("call_jaxpr"), "name", None) or eqn.primitive.name
+                )
                 cluster = new_id("cluster_")
                 lines.append(f"{indent}subgraph {cluster} {{")
                 lines.append(f"{indent}  label={_quote(f'{eqn.primitive.name}: {name}')}; style=dashed;")
@@ -205,7 +220,7 @@ def jaxpr_to_dot(fn: Callable, *args, expand_calls: bool = True, title: str | No
     for i, v in enumerate(closed.jaxpr.invars):
         nid = f"in{i}"
         label = (paths[i] if i < len(paths) and paths[i] else f"arg{i}") + "\n" + _aval(v)
-        lines.append(f"  {nid} [label={_quote(label)}, shape=box, style=filled, fillcolor=\"#e8f0fe\"];")
+        lines.append(f'  {nid} [label={_quote(label)}, shape=box, style=filled, fillcolor="#e8f0fe"];')
         env[v] = nid
     for i, v in enumerate(closed.jaxpr.constvars):
         nid = f"const{i}"
@@ -214,14 +229,15 @@ def jaxpr_to_dot(fn: Callable, *args, expand_calls: bool = True, title: str | No
     emit(closed.jaxpr, env, "  ")
     for i, v in enumerate(closed.jaxpr.outvars):
         nid = f"out{i}"
-        lines.append(f"  {nid} [label={_quote('output ' + _aval(v))}, shape=box, style=filled, fillcolor=\"#fde8e8\"];")
+        lines.append(f'  {nid} [label={_quote("output " + _aval(v))}, shape=box, style=filled, fillcolor="#fde8e8"];')
         lines.append(f"  {source(v, env, '  ')} -> {nid};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def loss_graph_dot(model, params, state, x, y, loss, *, where=None, train: bool = False, key=None,
-                   expand_calls: bool = True) -> str:
+def loss_graph_dot(
+    model, params, state, x, y, loss, *, where=None, train: bool = False, key=None, expand_calls: bool = True
+) -> str:
     """DOT text of the jaxpr of ``params -> loss(model.apply(params, state, x), y)``.
 
     Args:

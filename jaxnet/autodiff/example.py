@@ -15,6 +15,7 @@ The chapter's own arithmetic slips in a few places (it gives both inputs of ``v6
 adjoint ``-1``, writes ``1/ln`` for the derivative of ``ln`` and loses a sign on the
 ``cos`` term); the engine computes the true gradients above, which ``jax.grad`` confirms.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

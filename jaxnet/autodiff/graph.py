@@ -24,10 +24,11 @@ Example::
     y.backward()
     x1.grad, x2.grad          # 1/x1 + x2 = 5.5, x1 - cos(x2) = 1.7163...
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -65,11 +66,18 @@ class Node:
       name: an optional label (``"v0"``, ``"x1"``), shown in tables and pictures.
     """
 
-    __slots__ = ("value", "grad", "op", "parents", "name", "_vjp", "_id")
+    __slots__ = ("_id", "_vjp", "grad", "name", "op", "parents", "value")
     __array_priority__ = 1000  # so that ndarray <op> Node dispatches to Node's reflected operators
 
-    def __init__(self, value, *, name: str | None = None, op: str = "input",
-                 parents: Sequence["Node"] = (), vjp: Callable | None = None):
+    def __init__(
+        self,
+        value,
+        *,
+        name: str | None = None,
+        op: str = "input",
+        parents: Sequence[Node] = (),
+        vjp: Callable | None = None,
+    ):
         self.value = _as_array(value)
         self.grad = None
         self.op = op
@@ -82,7 +90,7 @@ class Node:
     def shape(self) -> tuple:
         return self.value.shape
 
-    def named(self, name: str) -> "Node":
+    def named(self, name: str) -> Node:
         """Set the label and return the node, for building named graphs inline."""
         self.name = name
         return self
@@ -121,19 +129,44 @@ class Node:
                 parent.grad = parent.grad + unbroadcast(g, parent.shape)
 
     # Python operators build graph nodes.
-    def __add__(self, other): return add(self, other)
-    def __radd__(self, other): return add(other, self)
-    def __sub__(self, other): return sub(self, other)
-    def __rsub__(self, other): return sub(other, self)
-    def __mul__(self, other): return mul(self, other)
-    def __rmul__(self, other): return mul(other, self)
-    def __truediv__(self, other): return div(self, other)
-    def __rtruediv__(self, other): return div(other, self)
-    def __neg__(self): return neg(self)
-    def __pow__(self, other): return pow(self, other)
-    def __rpow__(self, other): return pow(other, self)
-    def __matmul__(self, other): return matmul(self, other)
-    def __rmatmul__(self, other): return matmul(other, self)
+    def __add__(self, other):
+        return add(self, other)
+
+    def __radd__(self, other):
+        return add(other, self)
+
+    def __sub__(self, other):
+        return sub(self, other)
+
+    def __rsub__(self, other):
+        return sub(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    def __rmul__(self, other):
+        return mul(other, self)
+
+    def __truediv__(self, other):
+        return div(self, other)
+
+    def __rtruediv__(self, other):
+        return div(other, self)
+
+    def __neg__(self):
+        return neg(self)
+
+    def __pow__(self, other):
+        return pow(self, other)
+
+    def __rpow__(self, other):
+        return pow(other, self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
 
 
 def as_node(x) -> Node:
@@ -200,7 +233,7 @@ def div(a, b) -> Node:
     return _binary("div", np.divide, a, b, lambda g, x, y, out: (g / y, -g * x / (y * y)))
 
 
-def pow(a, b) -> Node:  # noqa: A001 - the op's name in the graph
+def pow(a, b) -> Node:
     """``a ** b``: adjoints ``g b a^(b-1)`` and ``g a^b ln a`` (the latter taken as 0 where ``a <= 0``)."""
 
     def vjp(g, x, y, out):
@@ -310,7 +343,7 @@ def _reduce(op: str, a, axis, keepdims: bool, scale_by_count: bool) -> Node:
     return _make(op, value, (a,), vjp)
 
 
-def sum(a, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
+def sum(a, axis=None, keepdims: bool = False) -> Node:
     """Sum over ``axis`` (all axes by default): the adjoint is copied back to every summed entry."""
     return _reduce("sum", a, axis, keepdims, scale_by_count=False)
 
@@ -321,9 +354,22 @@ def mean(a, axis=None, keepdims: bool = False) -> Node:
 
 
 OPS = {
-    "add": add, "sub": sub, "mul": mul, "div": div, "neg": neg, "pow": pow, "exp": exp, "log": log,
-    "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "matmul": matmul,
-    "sum": sum, "mean": mean,
+    "add": add,
+    "sub": sub,
+    "mul": mul,
+    "div": div,
+    "neg": neg,
+    "pow": pow,
+    "exp": exp,
+    "log": log,
+    "sin": sin,
+    "cos": cos,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "relu": relu,
+    "matmul": matmul,
+    "sum": sum,
+    "mean": mean,
 }
 """The engine's operations by name."""
 

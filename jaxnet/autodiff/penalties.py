@@ -11,9 +11,11 @@ or a function ``params -> mask`` (e.g. :func:`jaxnet.optim.weights_only`): the m
 :mod:`jaxnet.optim.masks`. Values are computed by
 :func:`jaxnet.optim.l2_penalty` and :func:`jaxnet.optim.l1_penalty`; the gradients here are written by hand.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

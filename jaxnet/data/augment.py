@@ -27,6 +27,7 @@ at the top:
 is interpolated once, not once per transform; :func:`pipeline` chains any ``(key, images)``
 functions in order.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,10 @@ def _check_images(fn: str, images):
             "reshape flat inputs first, e.g. digits [N, 64] -> [N, 8, 8]"
         )
     if not jnp.issubdtype(images.dtype, jnp.floating):
-        raise TypeError(f"{fn}: images must have a floating dtype, got {images.dtype}; "
-                        "convert them first, e.g. images.astype(jnp.float32) / 255")
+        raise TypeError(
+            f"{fn}: images must have a floating dtype, got {images.dtype}; "
+            "convert them first, e.g. images.astype(jnp.float32) / 255"
+        )
     return images
 
 
@@ -249,8 +252,9 @@ def add_noise(key, images, eps: float = 0.1, *, clip=None):
     eps = _number("add_noise", "eps", eps)
     if eps < 0:
         raise ValueError(f"add_noise: eps must be >= 0, got {eps!r}")
-    noise = jax.vmap(lambda k: jax.random.uniform(k, images.shape[1:], dtype=images.dtype, minval=-eps,
-                                                  maxval=eps))(_sample_keys(key, images.shape[0]))
+    noise = jax.vmap(lambda k: jax.random.uniform(k, images.shape[1:], dtype=images.dtype, minval=-eps, maxval=eps))(
+        _sample_keys(key, images.shape[0])
+    )
     out = images + noise
     if clip is not None:
         lo, hi = _range("add_noise", "clip", clip)
@@ -300,8 +304,20 @@ def _symmetric(fn, name, value, *, multiplicative):
     return (-abs(a), abs(a))
 
 
-def make_augment(rotation=None, zoom=None, shear=None, stretch=None, flip=None, noise=None, *,
-                 flip_p: float = 0.5, clip=None, order: int = 1, mode: str = "constant", cval: float = 0.0):
+def make_augment(
+    rotation=None,
+    zoom=None,
+    shear=None,
+    stretch=None,
+    flip=None,
+    noise=None,
+    *,
+    flip_p: float = 0.5,
+    clip=None,
+    order: int = 1,
+    mode: str = "constant",
+    cval: float = 0.0,
+):
     """Build one random augmentation ``augment(key, images) -> images`` for the compiled train step.
 
     Per sample: one affine map (stretch, then shear, zoom and rotation) sampled once with
@@ -332,8 +348,14 @@ def make_augment(rotation=None, zoom=None, shear=None, stretch=None, flip=None, 
     sh = _symmetric(fn, "shear", shear, multiplicative=False)
     st = _symmetric(fn, "stretch", stretch, multiplicative=True)
     # (image axis, key id): a flip's draw does not depend on whether the other flip is on.
-    flips = {None: (), False: (), True: ((1, 4),), "horizontal": ((1, 4),), "vertical": ((0, 5),),
-             "both": ((1, 4), (0, 5))}
+    flips = {
+        None: (),
+        False: (),
+        True: ((1, 4),),
+        "horizontal": ((1, 4),),
+        "vertical": ((0, 5),),
+        "both": ((1, 4), (0, 5)),
+    }
     if not isinstance(flip, (str, bool, type(None))) or flip not in flips:
         raise ValueError(f"{fn}: flip must be None, True, 'horizontal', 'vertical' or 'both', got {flip!r}")
     flip_axes = flips[flip]

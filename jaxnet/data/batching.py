@@ -13,6 +13,7 @@ An epoch visits the ``n`` samples once in a fresh random order and cuts them int
 Nothing loops over samples in Python: one :func:`permutation` and one gather per array.
 ``n`` and ``batch_size`` are static Python ints (they fix the shapes).
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Small datasets generated from a key (no downloads)."""
+
 from __future__ import annotations
 
 import jax
@@ -51,8 +52,7 @@ def _check_n(fn: str, n, minimum: int = 1) -> int:
     return n
 
 
-def spirals(key, n: int, *, n_classes: int = 2, turns: float = 1.5, noise: float = 0.05,
-            dtype=jnp.float32):
+def spirals(key, n: int, *, n_classes: int = 2, turns: float = 1.5, noise: float = 0.05, dtype=jnp.float32):
     """Interleaved spiral arms, one per class, in the plane.
 
     Arm ``c`` is ``r (cos(a), sin(a))`` with ``r = t``, ``a = 2 pi (turns * t + c / n_classes)``
@@ -88,8 +88,7 @@ def spirals(key, n: int, *, n_classes: int = 2, turns: float = 1.5, noise: float
     return x.astype(dtype), y
 
 
-def blobs(key, n: int, centers=3, *, std=1.0, n_features: int = 2, box=(-10.0, 10.0),
-          dtype=jnp.float32):
+def blobs(key, n: int, centers=3, *, std=1.0, n_features: int = 2, box=(-10.0, 10.0), dtype=jnp.float32):
     """Isotropic Gaussian clusters: sample ``i`` has label ``i % k`` and is ``N(centers[label], std^2 I)``.
 
     Args:
@@ -154,8 +153,7 @@ def load_digits(*, dtype=jnp.float32, return_images: bool = False):
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "load_digits needs scikit-learn, which ships the digits data: "
-            "pip install 'jaxnet[examples]'"
+            "load_digits needs scikit-learn, which ships the digits data: pip install 'jaxnet[examples]'"
         ) from e
     bunch = _sk_load_digits()
     x = jnp.asarray(bunch.images if return_images else bunch.data, dtype=dtype) / 16

@@ -5,6 +5,7 @@ uint32 sizes, then the values in row-major order, big-endian. Type bytes: ``0x08
 ``0x09`` int8, ``0x0B`` int16, ``0x0C`` int32, ``0x0D`` float32, ``0x0E`` float64.
 A path ending in ``.gz`` is read and written through gzip. Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -46,8 +47,10 @@ def parse_idx(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
         raise ValueError(f"IDX file {name}: truncated, only {len(data)} bytes where the 4-byte magic number belongs")
     zero, code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or code not in _CODES:
-        raise ValueError(f"IDX file {name}: wrong magic number 0x{data[:4].hex()}; expected 0x0000 followed by a "
-                         f"type byte in {{{', '.join(f'0x{c:02X}' for c in _CODES)}}} and the dimension count")
+        raise ValueError(
+            f"IDX file {name}: wrong magic number 0x{data[:4].hex()}; expected 0x0000 followed by a "
+            f"type byte in {{{', '.join(f'0x{c:02X}' for c in _CODES)}}} and the dimension count"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(f"IDX file {name}: truncated header, {ndim} dimensions need {header} bytes, got {len(data)}")
@@ -56,8 +59,10 @@ def parse_idx(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     body = len(data) - header
     if body < expected:
-        raise ValueError(f"IDX file {name}: truncated, shape {shape} of {dtype.newbyteorder('=')} needs "
-                         f"{expected} data bytes, found {body}")
+        raise ValueError(
+            f"IDX file {name}: truncated, shape {shape} of {dtype.newbyteorder('=')} needs "
+            f"{expected} data bytes, found {body}"
+        )
     if body > expected:
         raise ValueError(f"IDX file {name}: {body - expected} bytes beyond the {expected} that shape {shape} needs")
     array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header)
@@ -89,8 +94,9 @@ def write_idx(path, array) -> None:
     a = np.asarray(array)
     code = _BY_KIND.get((a.dtype.kind, a.dtype.itemsize))
     if code is None:
-        raise TypeError(f"write_idx: IDX cannot store dtype {a.dtype}; use uint8, int8, int16, int32, "
-                        "float32 or float64")
+        raise TypeError(
+            f"write_idx: IDX cannot store dtype {a.dtype}; use uint8, int8, int16, int32, float32 or float64"
+        )
     if not 1 <= a.ndim <= 255:
         raise ValueError(f"write_idx: IDX needs 1 to 255 dimensions, got an array of shape {a.shape}")
     if any(s >= 2**32 for s in a.shape):
@@ -110,8 +116,10 @@ def _find(directory: str, stem: str) -> str:
             if os.path.isfile(path):
                 return path
     tried = ", ".join(c + s for c in candidates for s in ("", ".gz"))
-    raise FileNotFoundError(f"load_mnist: no {stem} file in {directory!r} (tried {tried}); "
-                            "jaxnet does not download data, place the four MNIST files there")
+    raise FileNotFoundError(
+        f"load_mnist: no {stem} file in {directory!r} (tried {tried}); "
+        "jaxnet does not download data, place the four MNIST files there"
+    )
 
 
 def load_mnist(directory, *, flatten: bool = False, dtype=np.float32):
@@ -145,8 +153,10 @@ def load_mnist(directory, *, flatten: bool = False, dtype=np.float32):
         if labels.ndim != 1:
             raise ValueError(f"load_mnist: {labels_path} should hold labels [N], got shape {labels.shape}")
         if labels.shape[0] != images.shape[0]:
-            raise ValueError(f"load_mnist: {labels_path} holds {labels.shape[0]} labels but {images_path} "
-                             f"holds {images.shape[0]} images")
+            raise ValueError(
+                f"load_mnist: {labels_path} holds {labels.shape[0]} labels but {images_path} "
+                f"holds {images.shape[0]} images"
+            )
         x = images.astype(np.float64) / 255.0
         if flatten:
             x = x.reshape(x.shape[0], -1)

@@ -26,6 +26,7 @@ them to 0 instead of dividing by ~0, and the inverse cannot restore them.
 ZCA is PCA whitening rotated back to the original axes, so whitened images still look like
 images. PCA whitening and ZCA whitening differ only by that final rotation.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -75,9 +76,11 @@ def _check_transform(fn: str, stats_mean, x):
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(stats_mean.dtype)
     features = stats_mean.shape
-    if x.shape[x.ndim - len(features):] != features or x.ndim < len(features):
-        raise ValueError(f"{fn}: x has shape {x.shape}, but the statistics were fitted on features of "
-                         f"shape {features}; expected shape (..., {', '.join(map(str, features))})")
+    if x.shape[x.ndim - len(features) :] != features or x.ndim < len(features):
+        raise ValueError(
+            f"{fn}: x has shape {x.shape}, but the statistics were fitted on features of "
+            f"shape {features}; expected shape (..., {', '.join(map(str, features))})"
+        )
     return x
 
 
@@ -159,8 +162,13 @@ def pca_fit(x, *, eps: float = 0.0, rcond: float | None = None) -> PCAStats:
     null = lam <= rcond * lam[0]
     shifted = lam + eps
     whiten = jnp.where(null, 0.0, 1.0 / jnp.sqrt(jnp.where(null, 1.0, shifted)))
-    return PCAStats(mean=mean, eigenvectors=u, eigenvalues=lam,
-                    whiten_scale=whiten.astype(x.dtype), unwhiten_scale=jnp.sqrt(shifted).astype(x.dtype))
+    return PCAStats(
+        mean=mean,
+        eigenvectors=u,
+        eigenvalues=lam,
+        whiten_scale=whiten.astype(x.dtype),
+        unwhiten_scale=jnp.sqrt(shifted).astype(x.dtype),
+    )
 
 
 def pca_decorrelate(stats: PCAStats, x):

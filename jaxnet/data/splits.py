@@ -9,6 +9,7 @@ classes in proportion to the class sizes (largest remainders get the leftover sa
 every split keeps the class proportions up to one sample per class. The order inside each
 returned split is random (not grouped by class).
 """
+
 from __future__ import annotations
 
 import jax
@@ -69,12 +70,14 @@ def split_indices(key, y, *, sizes, stratify: bool = True, fn: str = "split_indi
     if not stratify:
         start = 0
         for k, size in enumerate(sizes):
-            part[perm[start:start + size]] = k
+            part[perm[start : start + size]] = k
             start += size
     else:
         if y.ndim != 1:
-            raise ValueError(f"{fn}: stratify=True needs 1-D class labels, got y of shape {y.shape}; "
-                             "pass stratify=False (or integer labels, not one-hot)")
+            raise ValueError(
+                f"{fn}: stratify=True needs 1-D class labels, got y of shape {y.shape}; "
+                "pass stratify=False (or integer labels, not one-hot)"
+            )
         classes, inverse = np.unique(y[perm], return_inverse=True)
         class_sizes = np.bincount(inverse, minlength=len(classes))
         remaining = class_sizes.copy()
@@ -87,7 +90,7 @@ def split_indices(key, y, *, sizes, stratify: bool = True, fn: str = "split_indi
             members = perm[inverse == c]  # this class's samples, in the key's random order
             start = 0
             for k, counts in enumerate(per_part):
-                part[members[start:start + counts[c]]] = k
+                part[members[start : start + counts[c]]] = k
                 start += counts[c]
     # Keep the key's random order inside every part.
     return [perm[part[perm] == k].astype(np.int32) for k in range(len(sizes) + 1)]
@@ -96,8 +99,10 @@ def split_indices(key, y, *, sizes, stratify: bool = True, fn: str = "split_indi
 def _sizes(fn: str, n: int, fractions) -> list:
     sizes = [max(1, int(round(f * n))) if f > 0 else 0 for f in fractions]
     if sum(sizes) >= n:
-        raise ValueError(f"{fn}: the held-out fractions {tuple(fractions)} of n={n} samples leave no "
-                         f"training sample (held-out sizes {tuple(sizes)}); use more data or smaller fractions")
+        raise ValueError(
+            f"{fn}: the held-out fractions {tuple(fractions)} of n={n} samples leave no "
+            f"training sample (held-out sizes {tuple(sizes)}); use more data or smaller fractions"
+        )
     return sizes
 
 

@@ -1,4 +1,5 @@
 """Layers, activations, initializers, combinators and losses."""
+
 from jaxnet.nn import activations, initializers, losses
 from jaxnet.nn.activation_layers import (
     Elu,
@@ -16,7 +17,6 @@ from jaxnet.nn.activation_layers import (
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
-from jaxnet.nn.normalization import BatchNorm
 from jaxnet.nn.losses import (
     accuracy,
     binary_accuracy,
@@ -28,13 +28,43 @@ from jaxnet.nn.losses import (
     softmax_cross_entropy_with_integer_labels,
     squared_error,
 )
+from jaxnet.nn.normalization import BatchNorm
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
-    "Dense", "Flatten", "Elu", "Identity", "LeakyRelu", "LogSoftmax", "PRelu", "Relu", "Sigmoid",
-    "Softmax", "Step", "Tanh", "activation_layer", "MLP", "LogisticRegression", "intermediates",
-    "layer_keys", "serial", "accuracy", "binary_accuracy", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "get_loss", "mean_squared_error", "softmax_cross_entropy",
-    "softmax_cross_entropy_with_integer_labels", "squared_error", "xor_network", "xor_table",
-    "activations", "initializers", "losses", "BatchNorm", "Dropout", "dropout_mask",
+    "MLP",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Elu",
+    "Flatten",
+    "Identity",
+    "LeakyRelu",
+    "LogSoftmax",
+    "LogisticRegression",
+    "PRelu",
+    "Relu",
+    "Sigmoid",
+    "Softmax",
+    "Step",
+    "Tanh",
+    "accuracy",
+    "activation_layer",
+    "activations",
+    "binary_accuracy",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "dropout_mask",
+    "get_loss",
+    "initializers",
+    "intermediates",
+    "layer_keys",
+    "losses",
+    "mean_squared_error",
+    "serial",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "squared_error",
+    "xor_network",
+    "xor_table",
 ]

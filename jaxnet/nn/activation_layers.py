@@ -6,6 +6,7 @@ function in :data:`jaxnet.nn.activations.ELEMENTWISE` (plus its fixed hyperparam
 except the ones with learned parameters (``kind="prelu"``, ``kind="elu"`` with
 ``learnable=True``) and the softmax family (``kind="softmax"``/``"log_softmax"``).
 """
+
 from __future__ import annotations
 
 import jax.numpy as jnp

@@ -13,9 +13,11 @@ of the subdifferential, fixed here and tested:
 Softmax is not elementwise: :func:`softmax_vjp` and :func:`log_softmax_vjp` give the
 vector-Jacobian products that backprop needs.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -1,8 +1,9 @@
 """Combinators: ``serial`` chains layers; ``MLP`` and ``LogisticRegression`` build common models."""
+
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 
@@ -102,8 +103,9 @@ def _diagnose(layer: Layer, k: str, params, state, x) -> str | None:
         want_params, want_state = jax.eval_shape(lambda r: layer.init(r, shape)[1:], jax.random.PRNGKey(0))
     except Exception:  # the input itself does not suit this layer: no params/state verdict
         return None
-    return (_first_mismatch(_path("state", k), want_state, state)
-            or _first_mismatch(_path("params", k), want_params, params))
+    return _first_mismatch(_path("state", k), want_state, state) or _first_mismatch(
+        _path("params", k), want_params, params
+    )
 
 
 def serial(*layers: Layer) -> Layer:

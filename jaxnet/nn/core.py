@@ -1,10 +1,12 @@
 """Plumbing shared by every layer: building a :class:`~jaxnet.types.Layer` with checked
 arguments, and validating shapes and sizes with messages that name the layer."""
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 
@@ -112,7 +114,9 @@ def check_mask(layer: str, mask, x):
     try:
         m = jnp.asarray(mask)
     except TypeError:
-        raise TypeError(f"{layer}.apply: mask must be an array of bools or weights, got {type(mask).__name__}") from None
+        raise TypeError(
+            f"{layer}.apply: mask must be an array of bools or weights, got {type(mask).__name__}"
+        ) from None
     if not (m.dtype == jnp.bool_ or jnp.issubdtype(m.dtype, jnp.integer) or jnp.issubdtype(m.dtype, jnp.floating)):
         raise TypeError(f"{layer}.apply: mask must hold bools or real weights, got dtype {m.dtype}")
     if m.ndim not in (1, 2) or m.ndim > len(xshape) or tuple(m.shape) != xshape[: m.ndim]:

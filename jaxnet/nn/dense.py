@@ -1,4 +1,5 @@
 """Fully connected and reshaping layers."""
+
 from __future__ import annotations
 
 import math

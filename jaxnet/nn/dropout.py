@@ -15,6 +15,7 @@ evaluation is free; ``chapter`` is the textbook's form, which instead scales by 
 probability at test time (the same as scaling the next layer's weights). In both,
 ``E[train output] = eval output``.
 """
+
 from __future__ import annotations
 
 import jax

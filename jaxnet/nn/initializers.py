@@ -30,10 +30,11 @@ fan-in and fan-out. ``xavier_normal``/``xavier_uniform`` are aliases of the Glor
 The normal initializers here are plain (not truncated) normals, so their standard
 deviation is exactly the formula's.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -4,6 +4,7 @@ All losses take ``(outputs, targets, where=None)``. ``where`` is an optional
 per-sample weight or mask of shape ``[batch]``: the loss becomes
 ``sum_i where_i l_i / sum_i where_i`` (so padded samples with ``where = 0`` do not count).
 """
+
 from __future__ import annotations
 
 import jax
@@ -26,7 +27,9 @@ def _sum_features(v):
 
 def _check_same_shape(name: str, outputs, targets):
     if outputs.shape != targets.shape:
-        raise ValueError(f"{name}: outputs and targets must have the same shape, got {outputs.shape} and {targets.shape}")
+        raise ValueError(
+            f"{name}: outputs and targets must have the same shape, got {outputs.shape} and {targets.shape}"
+        )
 
 
 def squared_error(outputs, targets, where=None):
@@ -124,7 +127,9 @@ def accuracy(logits, labels, where=None):
     else:
         labels = _check_labels("accuracy", logits, labels)
     if logits.shape[-1] < 2:
-        raise ValueError("accuracy: logits need at least 2 classes on the last axis; use binary_accuracy for one output")
+        raise ValueError(
+            "accuracy: logits need at least 2 classes on the last axis; use binary_accuracy for one output"
+        )
     hit = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
     return _reduce("accuracy", hit, where)
 

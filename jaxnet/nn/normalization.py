@@ -22,6 +22,7 @@ batch seen ``k`` steps ago weighs ``momentum (1 - momentum)^k``, so roughly the 
 ``1/momentum`` batches count; an average of the last ``N`` batches has the same mean
 age as ``momentum = 2 / (N + 1)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -142,6 +143,9 @@ def BatchNorm(
         return y.astype(out_dtype), new_state
 
     return make_layer(
-        name, init, apply, kind="batchnorm",
+        name,
+        init,
+        apply,
+        kind="batchnorm",
         config={"momentum": momentum, "eps": eps, "affine": affine, "axis": axis},
     )

@@ -8,6 +8,7 @@ Two hidden threshold units and one output unit::
 
 where ``step(z) = 1{z > 0}`` is what the chapter calls "sign".
 """
+
 from __future__ import annotations
 
 import jax

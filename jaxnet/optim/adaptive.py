@@ -5,6 +5,7 @@ rate at this step (a schedule is evaluated at ``t - 1``, the state's ``count``).
 puts ``eps`` outside the square root, as PyTorch does; ``eps_in_sqrt`` (RMSprop) and
 ``eps_root`` (Adam) give the chapter's form with epsilon inside it.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -51,7 +52,9 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
 
     def init(params):
         s = jax.tree_util.tree_map(lambda p: jnp.full(jnp.shape(p), acc0, jnp.result_type(p)), params)
-        return AdagradState(jnp.zeros([], jnp.int32), s, Hyperparameters.pack(learning_rate=lr, lr_decay=decay, eps=eps_))
+        return AdagradState(
+            jnp.zeros([], jnp.int32), s, Hyperparameters.pack(learning_rate=lr, lr_decay=decay, eps=eps_)
+        )
 
     def update(grads, state, params=None):
         del params
@@ -87,8 +90,7 @@ class RmspropState(NamedTuple):
     momentum = hyper_property("momentum")
 
 
-def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
-            eps_in_sqrt=False) -> Optimizer:
+def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, eps_in_sqrt=False) -> Optimizer:
     """RMSprop as ``torch.optim.RMSprop``.
 
     ``nu <- alpha nu + (1 - alpha) g^2``; the denominator is ``d = sqrt(nu) + eps``
@@ -110,10 +112,18 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
     use_momentum = not (isinstance(mom, float) and mom == 0.0)
 
     def init(params):
-        hyper = (Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_, momentum=mom) if use_momentum
-                 else Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_))
-        return RmspropState(jnp.zeros([], jnp.int32), _zeros(params), _zeros(params) if centered else None,
-                            _zeros(params) if use_momentum else None, hyper)
+        hyper = (
+            Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_, momentum=mom)
+            if use_momentum
+            else Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_)
+        )
+        return RmspropState(
+            jnp.zeros([], jnp.int32),
+            _zeros(params),
+            _zeros(params) if centered else None,
+            _zeros(params) if use_momentum else None,
+            hyper,
+        )
 
     def update(grads, state, params=None):
         del params
@@ -137,10 +147,12 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
             return -cast(rate, g.dtype) * step, nu, mu, b
 
         none = jax.tree_util.tree_map(lambda _: None, grads)
-        updates, nu, mu, b = tree_map_n(leaf, 4, grads, state.nu, state.mu if centered else none,
-                                        state.trace if use_momentum else none)
-        return updates, state._replace(count=state.count + 1, nu=nu, mu=mu if centered else None,
-                                       trace=b if use_momentum else None)
+        updates, nu, mu, b = tree_map_n(
+            leaf, 4, grads, state.nu, state.mu if centered else none, state.trace if use_momentum else none
+        )
+        return updates, state._replace(
+            count=state.count + 1, nu=nu, mu=mu if centered else None, trace=b if use_momentum else None
+        )
 
     return Optimizer(init, update)
 
@@ -178,8 +190,9 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
     def init(params):
         decay = {} if wd is None else {"weight_decay": wd}
         hyper = Hyperparameters.pack(learning_rate=lr, b1=b1_, b2=b2_, eps=eps_, eps_root=root, **decay)
-        return AdamState(jnp.zeros([], jnp.int32), _zeros(params), _zeros(params),
-                         _zeros(params) if amsgrad else None, hyper)
+        return AdamState(
+            jnp.zeros([], jnp.int32), _zeros(params), _zeros(params), _zeros(params) if amsgrad else None, hyper
+        )
 
     def update(grads, state, params=None):
         if wd is not None and params is None:
@@ -188,8 +201,8 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
         rate = current(hp.get("learning_rate"), lr, state.count)
         b1, b2, eps, eps_root = hp["b1"], hp["b2"], hp["eps"], hp["eps_root"]
         t = (state.count + 1).astype(b1.dtype)
-        neg_step = -rate / (1 - b1 ** t)  # -lr / (1 - b1^t)
-        inv_bc2 = 1 / (1 - b2 ** t)  # nu_hat = nu / (1 - b2^t)
+        neg_step = -rate / (1 - b1**t)  # -lr / (1 - b1^t)
+        inv_bc2 = 1 / (1 - b2**t)  # nu_hat = nu / (1 - b2^t)
         decay = rate * hp["weight_decay"] if wd is not None else None
         none = jax.tree_util.tree_map(lambda _: None, grads)
 
@@ -208,9 +221,9 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
                 u = u - cast(decay, g.dtype) * p
             return u, m, v, vmax
 
-        updates, mu, nu, vmax = tree_map_n(leaf, 4, grads, state.mu, state.nu,
-                                           state.nu_max if amsgrad else none,
-                                           params if wd is not None else none)
+        updates, mu, nu, vmax = tree_map_n(
+            leaf, 4, grads, state.mu, state.nu, state.nu_max if amsgrad else none, params if wd is not None else none
+        )
         return updates, state._replace(count=state.count + 1, mu=mu, nu=nu, nu_max=vmax if amsgrad else None)
 
     return Optimizer(init, update)
@@ -231,8 +244,7 @@ def adam(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=
     return _adam("adam", learning_rate, b1, b2, eps, eps_root, amsgrad, None)
 
 
-def adamw(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False,
-          weight_decay=1e-2) -> Optimizer:
+def adamw(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False, weight_decay=1e-2) -> Optimizer:
     """AdamW as ``torch.optim.AdamW``: ``w <- w (1 - lr weight_decay)``, then the :func:`adam` step.
 
     The decay is decoupled from the gradient (it does not pass through the moments); the

@@ -1,10 +1,10 @@
 """The optimizer protocol's plumbing: applying updates and composing transforms."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxnet.types import Optimizer
 
@@ -43,9 +43,7 @@ def chain(*transforms: Optimizer) -> Optimizer:
         raise ValueError("chain() needs at least one transform, got none")
     for i, t in enumerate(transforms):
         if not isinstance(t, Optimizer):
-            raise TypeError(
-                f"chain() argument {i} must be an Optimizer(init, update), got {type(t).__name__}"
-            )
+            raise TypeError(f"chain() argument {i} must be an Optimizer(init, update), got {type(t).__name__}")
 
     def init(params):
         return ChainState(tuple(t.init(params) for t in transforms))

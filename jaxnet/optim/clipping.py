@@ -1,4 +1,5 @@
 """Gradient clipping transforms, to put first in a :func:`~jaxnet.optim.chain`."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -70,6 +71,7 @@ def clip_by_value(max_delta) -> Optimizer:
     def update(grads, state, params=None):
         del params
         return jax.tree_util.tree_map(
-            lambda g: jnp.clip(g, -cast(state.max_delta, g.dtype), cast(state.max_delta, g.dtype)), grads), state
+            lambda g: jnp.clip(g, -cast(state.max_delta, g.dtype), cast(state.max_delta, g.dtype)), grads
+        ), state
 
     return Optimizer(init, update)

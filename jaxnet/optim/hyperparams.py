@@ -12,10 +12,12 @@ about 10 % of a small step (``benchmarks/step_overhead.py``). Single-valued tran
 A hyperparameter given as a schedule ``step -> value`` is a function, not a number: it has
 no stored value (the property reads ``None``) and is ``schedule(state.count)`` at each update.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +52,7 @@ def check_schedule(owner: str, name: str, schedule) -> Schedule:
     return schedule
 
 
-def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, high_open=True,
-                         allow_schedule=False):
+def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, high_open=True, allow_schedule=False):
     """Validate a scalar hyperparameter; return a float, a schedule, or a traced value as given.
 
     ``low`` is inclusive, ``high`` exclusive unless ``high_open=False``. Traced values (an
@@ -79,8 +80,9 @@ def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, hi
         raise TypeError(f"{owner}: {name} must be a number, got {value!r}") from None
     bound = f"[{low}, {high}{')' if high_open else ']'}" if high is not None else f">= {low}"
     if not math.isfinite(v) or v < low or (high is not None and (v >= high if high_open else v > high)):
-        raise ValueError(f"{owner}: {name} must be a finite number {'in ' if high is not None else ''}{bound}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{owner}: {name} must be a finite number {'in ' if high is not None else ''}{bound}, got {value!r}"
+        )
     return v
 
 
@@ -112,7 +114,7 @@ class Hyperparameters:
         self.names, self.values, self.scheduled = tuple(names), values, tuple(scheduled)
 
     @classmethod
-    def pack(cls, **specs) -> "Hyperparameters":
+    def pack(cls, **specs) -> Hyperparameters:
         """From ``name=value or schedule`` (checked values, tracers allowed): the numbers stacked, schedules listed."""
         names = tuple(k for k, v in specs.items() if not _is_schedule(v))
         scheduled = tuple(k for k, v in specs.items() if _is_schedule(v))
@@ -136,7 +138,7 @@ class Hyperparameters:
         """The value of ``name``, or ``default`` when it is absent or scheduled."""
         return self[name] if name in self.names else default
 
-    def replace(self, name: str, value) -> "Hyperparameters":
+    def replace(self, name: str, value) -> Hyperparameters:
         """A copy with ``name`` set to ``value`` (broadcast over any stacked axes), in this array's dtype."""
         i = self._index(name)
         value = jnp.broadcast_to(jnp.asarray(value, self.values.dtype), self.values.shape[:-1])
@@ -183,10 +185,18 @@ def cast(x, dtype):
 
 # Ranges checked by set_hyperparameter for concrete values; any other field is only required to be finite.
 _RANGES = {
-    "learning_rate": (0.0, None), "momentum": (0.0, None), "dampening": (0.0, 1.0),
-    "eps": (0.0, None), "eps_root": (0.0, None), "b1": (0.0, 1.0), "b2": (0.0, 1.0),
-    "alpha": (0.0, 1.0), "weight_decay": (0.0, None), "lr_decay": (0.0, None),
-    "max_norm": (0.0, None), "max_delta": (0.0, None),
+    "learning_rate": (0.0, None),
+    "momentum": (0.0, None),
+    "dampening": (0.0, 1.0),
+    "eps": (0.0, None),
+    "eps_root": (0.0, None),
+    "b1": (0.0, 1.0),
+    "b2": (0.0, 1.0),
+    "alpha": (0.0, 1.0),
+    "weight_decay": (0.0, None),
+    "lr_decay": (0.0, None),
+    "max_norm": (0.0, None),
+    "max_delta": (0.0, None),
 }
 
 
@@ -236,10 +246,13 @@ def replace_hyperparameter(opt_state, name: str, fn, *, owner: str):
     out = _walk(opt_state, visit)
     if not found:
         if scheduled:
-            raise ValueError(f"{owner}: {name} of {scheduled[0]} is None: it follows a schedule (build "
-                             f"the optimizer with a new schedule instead) or this optimizer was built without it")
-        raise ValueError(f"{owner}: the optimizer state has no hyperparameter {name!r}; "
-                         f"it has {sorted(hyperparameters(opt_state))}")
+            raise ValueError(
+                f"{owner}: {name} of {scheduled[0]} is None: it follows a schedule (build "
+                f"the optimizer with a new schedule instead) or this optimizer was built without it"
+            )
+        raise ValueError(
+            f"{owner}: the optimizer state has no hyperparameter {name!r}; it has {sorted(hyperparameters(opt_state))}"
+        )
     return out
 
 
@@ -260,8 +273,9 @@ def set_hyperparameter(opt_state, name: str, value):
     lo_hi = _RANGES.get(name)
     if not _is_tracer(value):
         if lo_hi is not None:
-            check_hyperparameter("set_hyperparameter", name, value, low=lo_hi[0], high=lo_hi[1],
-                                 high_open=name != "dampening")
+            check_hyperparameter(
+                "set_hyperparameter", name, value, low=lo_hi[0], high=lo_hi[1], high_open=name != "dampening"
+            )
         elif name not in ("switched",):
             arr = np.asarray(value)
             if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):

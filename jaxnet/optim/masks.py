@@ -8,9 +8,10 @@ A mask is one of
 * a function ``params -> pytree of bools``, such as :func:`weights_only` or one built by
   :func:`path_mask` from a predicate on each leaf's path.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -33,7 +34,8 @@ def path_mask(predicate: Callable) -> Callable:
 
     def mask(params):
         return jax.tree_util.tree_map_with_path(
-            lambda path, leaf: bool(predicate(tuple(_key_name(k) for k in path), leaf)), params)
+            lambda path, leaf: bool(predicate(tuple(_key_name(k) for k in path), leaf)), params
+        )
 
     return mask
 
@@ -64,6 +66,8 @@ def resolve_mask(params, mask, *, owner: str, argname: str = "mask"):
     try:
         return jax.tree_util.tree_map(expand, mask, params)
     except ValueError as e:
-        raise ValueError(f"{owner}: {argname} does not match the params' structure (or a prefix of it): "
-                         f"mask {jax.tree_util.tree_structure(mask)} vs params "
-                         f"{jax.tree_util.tree_structure(params)} ({e})") from None
+        raise ValueError(
+            f"{owner}: {argname} does not match the params' structure (or a prefix of it): "
+            f"mask {jax.tree_util.tree_structure(mask)} vs params "
+            f"{jax.tree_util.tree_structure(params)} ({e})"
+        ) from None

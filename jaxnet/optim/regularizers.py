@@ -5,6 +5,7 @@
 computes without touching the loss. ``l1_penalty = lam sum |w|`` has the subgradient
 ``lam sign(w)`` with ``sign(0) = 0`` (``jax.grad(jnp.abs)(0.)`` alone would give 1).
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -31,8 +32,7 @@ def _abs_sign0_jvp(primals, tangents):
 
 def _masked_sum(owner, params, mask, fn):
     full = resolve_mask(params, mask, owner=owner)
-    terms = [jnp.sum(fn(p)) for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(full))
-             if m]
+    terms = [jnp.sum(fn(p)) for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(full)) if m]
     return sum(terms) if terms else jnp.zeros([])
 
 

@@ -4,10 +4,11 @@ Any learning-rate argument of :mod:`jaxnet.optim` takes one of these (or any fun
 scalar int array returning a scalar). ``t`` below is the step. For the chapter's
 "halve every 5 epochs" use ``step_decay(lr, 0.5, every=5 * steps_per_epoch)``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 
@@ -51,8 +52,9 @@ def step_decay(init_value, factor, *, every=None, boundaries: Sequence[int] | No
     v0 = _number("step_decay", "init_value", init_value)
     f = _number("step_decay", "factor", factor)
     if (every is None) == (boundaries is None):
-        raise ValueError(f"step_decay: give exactly one of every= and boundaries=, got every={every!r}, "
-                         f"boundaries={boundaries!r}")
+        raise ValueError(
+            f"step_decay: give exactly one of every= and boundaries=, got every={every!r}, boundaries={boundaries!r}"
+        )
     if every is not None:
         k = _positive_int("step_decay", "every", every)
         return lambda step: v0 * jnp.asarray(f, float_dtype()) ** (jnp.asarray(step) // k).astype(float_dtype())
@@ -60,8 +62,7 @@ def step_decay(init_value, factor, *, every=None, boundaries: Sequence[int] | No
     if any(x < 0 for x in b) or any(x >= y for x, y in zip(b, b[1:])):
         raise ValueError(f"step_decay: boundaries must be increasing non-negative ints, got {list(boundaries)!r}")
     bounds = jnp.asarray(b, jnp.int32)
-    return lambda step: v0 * jnp.asarray(f, float_dtype()) ** jnp.sum(jnp.asarray(step) >= bounds).astype(
-        float_dtype())
+    return lambda step: v0 * jnp.asarray(f, float_dtype()) ** jnp.sum(jnp.asarray(step) >= bounds).astype(float_dtype())
 
 
 def exponential_decay(init_value, k) -> Callable:
@@ -127,8 +128,10 @@ def join(schedules: Sequence[Callable], boundaries: Sequence[int]) -> Callable:
     schedules = list(schedules)
     b = [int(x) for x in boundaries]
     if not schedules or len(b) != len(schedules) - 1:
-        raise ValueError(f"join: needs one boundary fewer than schedules, got {len(schedules)} schedules and "
-                         f"boundaries {list(boundaries)!r}")
+        raise ValueError(
+            f"join: needs one boundary fewer than schedules, got {len(schedules)} schedules and "
+            f"boundaries {list(boundaries)!r}"
+        )
     if any(x <= 0 for x in b) or any(x >= y for x, y in zip(b, b[1:])):
         raise ValueError(f"join: boundaries must be increasing positive ints, got {list(boundaries)!r}")
     for i, s in enumerate(schedules):

@@ -11,6 +11,7 @@ The chapter's velocity form ``m <- mu m - lr g; w <- w + m`` is the same algorit
 ``w + mu m``) produces PyTorch's iterates shifted by ``mu m``: PyTorch's ``w`` is the
 chapter's look-ahead point ``w + mu m``. ``tests/test_optim_sgd.py`` checks both statements.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -81,8 +82,11 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
         if plain:
             return SgdState(count, Hyperparameters.pack(learning_rate=lr))
         trace = jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
-        hyper = (Hyperparameters.pack(learning_rate=lr, momentum=mu) if undamped
-                 else Hyperparameters.pack(learning_rate=lr, momentum=mu, dampening=damp))
+        hyper = (
+            Hyperparameters.pack(learning_rate=lr, momentum=mu)
+            if undamped
+            else Hyperparameters.pack(learning_rate=lr, momentum=mu, dampening=damp)
+        )
         return SgdState(count, hyper, trace)
 
     def update(grads, state, params=None):

@@ -1,4 +1,5 @@
 """Hand training over from one optimizer to another (the chapter's "start with Adam, finish with SGD")."""
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple

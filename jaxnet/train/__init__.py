@@ -1,4 +1,5 @@
 """Training: compiled steps and epochs, ``fit``, early stopping, ensembles, data parallelism, checkpoints."""
+
 from jaxnet.train.checkpoint import (
     FORMAT_VERSION,
     Checkpoint,
@@ -32,10 +33,36 @@ from jaxnet.train.parallel import (
 from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
 
 __all__ = [
-    "make_eval_step", "make_train_step", "train_step_fn", "eval_step_fn", "make_train_epoch",
-    "fit", "evaluate", "FitResult", "NonFiniteWarning", "EarlyStopping", "History",
-    "fit_ensemble", "EnsembleResult", "average_probabilities", "member_probabilities", "ensemble_report",
-    "member_weights", "set_member_hyperparameter", "stack", "unstack",
-    "data_mesh", "make_parallel_train_step", "shard_batch", "replicate", "replicated", "batch_sharding",
-    "save_checkpoint", "load_checkpoint", "read_checkpoint", "Checkpoint", "CheckpointError", "FORMAT_VERSION",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "CheckpointError",
+    "EarlyStopping",
+    "EnsembleResult",
+    "FitResult",
+    "History",
+    "NonFiniteWarning",
+    "average_probabilities",
+    "batch_sharding",
+    "data_mesh",
+    "ensemble_report",
+    "eval_step_fn",
+    "evaluate",
+    "fit",
+    "fit_ensemble",
+    "load_checkpoint",
+    "make_eval_step",
+    "make_parallel_train_step",
+    "make_train_epoch",
+    "make_train_step",
+    "member_probabilities",
+    "member_weights",
+    "read_checkpoint",
+    "replicate",
+    "replicated",
+    "save_checkpoint",
+    "set_member_hyperparameter",
+    "shard_batch",
+    "stack",
+    "train_step_fn",
+    "unstack",
 ]

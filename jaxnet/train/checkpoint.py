@@ -14,6 +14,7 @@ first difference is named in the error. Files are written to a temporary file in
 same directory and renamed over the target (``os.replace`` is atomic), so a crash
 mid-write leaves either the old checkpoint or the new one, never half a file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -94,8 +95,9 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path, *, params, state=None, opt_state=None, step: int = 0, key=None,
-                    history=None, config: dict | None = None) -> str:
+def save_checkpoint(
+    path, *, params, state=None, opt_state=None, step: int = 0, key=None, history=None, config: dict | None = None
+) -> str:
     """Write a checkpoint atomically to ``path`` (``.npz`` is appended when missing); return the path.
 
     Args:
@@ -121,7 +123,9 @@ def save_checkpoint(path, *, params, state=None, opt_state=None, step: int = 0, 
         arrays["key"] = kd
     for name, a in arrays.items():
         if a.dtype.kind not in "biuf" or a.dtype.hasobject:
-            raise CheckpointError(f"save_checkpoint: {name} has dtype {a.dtype}, which .npz cannot store without pickle")
+            raise CheckpointError(
+                f"save_checkpoint: {name} has dtype {a.dtype}, which .npz cannot store without pickle"
+            )
     if history is not None and hasattr(history, "to_dict"):
         history = history.to_dict()
     meta = {
@@ -167,7 +171,9 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
         with np.load(path, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"read_checkpoint: {path!r} is truncated or corrupted ({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"read_checkpoint: {path!r} is truncated or corrupted ({type(e).__name__}: {e})"
+        ) from None
     if _META not in arrays:
         raise CheckpointError(f"read_checkpoint: {path!r} is not a jaxnet checkpoint (no {_META} record)")
     try:
@@ -178,12 +184,16 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
         raise CheckpointError(f"read_checkpoint: {path!r} is not a jaxnet checkpoint")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"read_checkpoint: {path!r} has format version {version!r}, newer than this "
-                              f"jaxnet reads ({FORMAT_VERSION}); upgrade jaxnet")
+        raise CheckpointError(
+            f"read_checkpoint: {path!r} has format version {version!r}, newer than this "
+            f"jaxnet reads ({FORMAT_VERSION}); upgrade jaxnet"
+        )
     entries = meta.get("entries", {})
     if set(entries) != set(arrays):
         missing = sorted(set(entries) ^ set(arrays))
-        raise CheckpointError(f"read_checkpoint: {path!r} is corrupted: entries {missing[:3]} disagree with its metadata")
+        raise CheckpointError(
+            f"read_checkpoint: {path!r} is corrupted: entries {missing[:3]} disagree with its metadata"
+        )
     if checksum(arrays) != meta.get("checksum"):
         raise CheckpointError(f"read_checkpoint: {path!r} is corrupted: checksum mismatch")
     return meta, arrays
@@ -203,8 +213,10 @@ def _restore(group: str, like, arrays, path) -> Any:
             raise CheckpointError(f"checkpoint {path!r} is from {other}: it has {name!r}, which this one lacks")
         a, e = arrays[name], expected[name]
         if a.shape != e.shape or a.dtype != e.dtype:
-            raise CheckpointError(f"checkpoint {path!r} is from {other}: {name!r} is {a.dtype}{list(a.shape)} "
-                                  f"there, {e.dtype}{list(e.shape)} here")
+            raise CheckpointError(
+                f"checkpoint {path!r} is from {other}: {name!r} is {a.dtype}{list(a.shape)} "
+                f"there, {e.dtype}{list(e.shape)} here"
+            )
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[n]) for n in expected])
 
 
@@ -223,9 +235,11 @@ def load_checkpoint(path, *, params, state=None, opt_state=None) -> Checkpoint:
     path = os.fspath(path)
     meta, arrays = read_checkpoint(path)
     if opt_state is not None and meta["format_version"] < _FIRST_PACKED_VERSION:
-        raise CheckpointError(f"checkpoint {path!r} has format version {meta['format_version']}: its optimizer state "
-                              "keeps one array per hyperparameter, which this jaxnet no longer reads; load it with "
-                              "opt_state=None (params and state load) and start a fresh optimizer state")
+        raise CheckpointError(
+            f"checkpoint {path!r} has format version {meta['format_version']}: its optimizer state "
+            "keeps one array per hyperparameter, which this jaxnet no longer reads; load it with "
+            "opt_state=None (params and state load) and start a fresh optimizer state"
+        )
     p = _restore("params", params, arrays, path)
     s = _restore("state", state if state is not None else {}, arrays, path)
     o = _restore("opt_state", opt_state, arrays, path) if opt_state is not None else None

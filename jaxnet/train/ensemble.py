@@ -14,10 +14,12 @@ They may differ in
 Members of different architectures are a plain list of ``(model, params, state)``;
 :func:`average_probabilities` and :func:`ensemble_report` accept both forms.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +27,7 @@ import numpy as np
 
 from jaxnet.optim.hyperparams import replace_hyperparameter
 from jaxnet.train import epoch as E
-from jaxnet.train.fit import (_positive_int, _Progress, check_data, check_model_fits, pad_batches,
-                              split_validation)
+from jaxnet.train.fit import _positive_int, _Progress, check_data, check_model_fits, pad_batches, split_validation
 from jaxnet.train.history import EarlyStopping, History
 from jaxnet.types import Layer, Optimizer
 
@@ -70,7 +71,9 @@ def member_weights(key, members: int, n: int, subsets=None) -> jax.Array:
                 raise ValueError(f"fit_ensemble: {members} disjoint subsets need at least {members} samples, got {n}")
             owner = jax.random.permutation(key, n) % members
             return (owner[None, :] == jnp.arange(members)[:, None]).astype(jnp.float32)
-        raise ValueError(f"fit_ensemble: subsets must be None, 'bootstrap', 'disjoint' or a [K, n] array, got {subsets!r}")
+        raise ValueError(
+            f"fit_ensemble: subsets must be None, 'bootstrap', 'disjoint' or a [K, n] array, got {subsets!r}"
+        )
     w = jnp.asarray(subsets, jnp.float32)
     if w.shape != (members, n):
         raise ValueError(f"fit_ensemble: subsets as weights must have shape ({members}, {n}), got {w.shape}")
@@ -93,8 +96,9 @@ def set_member_hyperparameter(opt_state, name: str, values):
     values = jnp.asarray(values, jnp.float32)
     if not bool(jnp.all(jnp.isfinite(values))) or bool(jnp.any(values < 0)):
         raise ValueError(f"hyperparams: {name} values must be finite and >= 0, got {values.tolist()}")
-    return replace_hyperparameter(opt_state, name, lambda old: jnp.broadcast_to(values.astype(old.dtype), old.shape),
-                                  owner="hyperparams")
+    return replace_hyperparameter(
+        opt_state, name, lambda old: jnp.broadcast_to(values.astype(old.dtype), old.shape), owner="hyperparams"
+    )
 
 
 def fit_ensemble(
@@ -150,20 +154,33 @@ def fit_ensemble(
     for name, values in dict(hyperparams or {}).items():
         values = jnp.asarray(values, jnp.float32)
         if values.shape != (members,):
-            raise ValueError(f"{where}: hyperparams[{name!r}] must have {members} values (one per member), got shape {values.shape}")
+            raise ValueError(
+                f"{where}: hyperparams[{name!r}] must have {members} values (one per member), got shape {values.shape}"
+            )
         opt_state = set_member_hyperparameter(opt_state, name, values)
     w = member_weights(jax.random.fold_in(key, (1 << 20) + 1), members, n, subsets)
 
     # Without subsets every weight is 1: the plain mean loss is the same, without gathering weights.
-    cfg = E.make_config(model, loss, optimizer, n=n, batch_size=batch_size, penalty=penalty, augment=augment,
-                        metrics=metrics, weighted=subsets is not None, has_val=val is not None,
-                        early_stopping=early_stopping)
+    cfg = E.make_config(
+        model,
+        loss,
+        optimizer,
+        n=n,
+        batch_size=batch_size,
+        penalty=penalty,
+        augment=augment,
+        metrics=metrics,
+        weighted=subsets is not None,
+        has_val=val is not None,
+        early_stopping=early_stopping,
+    )
     columns = ["loss"] + sorted(dict(metrics or {}))
     columns += [f"val_{c}" for c in columns] if val is not None else []
     if early_stopping is not None and early_stopping.monitor not in columns:
         raise ValueError(f"{where}: early_stopping monitors {early_stopping.monitor!r}; recorded: {columns}")
-    carry = stack([E.initial_carry(cfg, unstack(params, k), unstack(state, k), unstack(opt_state, k))
-                   for k in range(members)])
+    carry = stack(
+        [E.initial_carry(cfg, unstack(params, k), unstack(state, k), unstack(opt_state, k)) for k in range(members)]
+    )
     train_keys = jnp.stack([jax.random.fold_in(k, 2) for k in keys])
     val_b = pad_batches(*val, eval_batch_size) if val is not None else None
     histories = [History() for _ in range(members)]
@@ -178,8 +195,9 @@ def fit_ensemble(
             dt = (time.perf_counter() - t0) / max(int(ran.any(axis=0).sum()), 1)
             for j in range(ran.shape[1]):
                 for k in np.flatnonzero(ran[:, j]):
-                    histories[k].records.append({"epoch": start + j + 1, **{c: float(logs[c][k, j]) for c in columns},
-                                                 "time": dt})
+                    histories[k].records.append(
+                        {"epoch": start + j + 1, **{c: float(logs[c][k, j]) for c in columns}, "time": dt}
+                    )
                 if ran[:, j].any():
                     done = start + j + 1
                     bar.update({"epoch": done, **{c: float(np.mean(logs[c][ran[:, j], j])) for c in columns}})
@@ -197,7 +215,8 @@ def fit_ensemble(
     if early_stopping is not None and early_stopping.restore_best:
         ok = carry.best_epoch >= 0
         params, state = jax.tree_util.tree_map(
-            lambda b, c: jnp.where(ok.reshape((-1,) + (1,) * (c.ndim - 1)), b, c), carry.best, (params, state))
+            lambda b, c: jnp.where(ok.reshape((-1,) + (1,) * (c.ndim - 1)), b, c), carry.best, (params, state)
+        )
         for k, h in enumerate(histories):
             h.best_epoch = int(carry.best_epoch[k]) + 1 if bool(ok[k]) else None
     return EnsembleResult(params, state, carry.opt_state, histories, done)
@@ -229,7 +248,9 @@ def member_probabilities(members, x, *, outputs: str = "logits") -> jax.Array:
     probs = []
     for i, m in enumerate(members):
         if not (isinstance(m, (tuple, list)) and len(m) == 3 and isinstance(m[0], Layer)):
-            raise TypeError(f"member_probabilities: members[{i}] must be (model, params, state), got {type(m).__name__}")
+            raise TypeError(
+                f"member_probabilities: members[{i}] must be (model, params, state), got {type(m).__name__}"
+            )
         probs.append(_probabilities(m[0].apply(m[1], m[2], x, train=False)[0], outputs))
     shapes = {p.shape for p in probs}
     if len(shapes) != 1:
@@ -253,5 +274,10 @@ def ensemble_report(members, x, y, *, outputs: str = "logits") -> dict:
     member_acc = [float(a) for a in jnp.mean(jnp.argmax(probs, -1) == y[None], axis=1)]
     ens = float(jnp.mean(jnp.argmax(jnp.mean(probs, 0), -1) == y))
     mean_member = float(np.mean(member_acc))
-    return {"member_accuracy": member_acc, "mean_member": mean_member, "best_member": max(member_acc),
-            "ensemble": ens, "gain": ens - mean_member}
+    return {
+        "member_accuracy": member_acc,
+        "mean_member": mean_member,
+        "best_member": max(member_acc),
+        "ensemble": ens,
+        "gain": ens - mean_member,
+    }

@@ -27,6 +27,7 @@ common path fast, an epoch first runs unguarded, checking each step's loss and t
 final params once; only an epoch that met a non-finite value is replayed with the
 per-step check (see :func:`train_epoch`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,26 +83,58 @@ class EngineConfig:
 
     def step_fn(self):
         return train_step_fn(
-            self.model.obj, self.loss.obj, self.optimizer.obj,
-            penalty=self.penalty.obj, augment=self.augment.obj, metrics=self.metric_dict,
+            self.model.obj,
+            self.loss.obj,
+            self.optimizer.obj,
+            penalty=self.penalty.obj,
+            augment=self.augment.obj,
+            metrics=self.metric_dict,
         )
 
     def eval_fn(self):
         return eval_step_fn(self.model.obj, self.loss.obj, metrics=self.metric_dict)
 
 
-def make_config(model, loss, optimizer, *, n, batch_size, penalty=None, augment=None, metrics=None,
-                drop_last=True, weighted=False, has_val=False, early_stopping=None) -> EngineConfig:
+def make_config(
+    model,
+    loss,
+    optimizer,
+    *,
+    n,
+    batch_size,
+    penalty=None,
+    augment=None,
+    metrics=None,
+    drop_last=True,
+    weighted=False,
+    has_val=False,
+    early_stopping=None,
+) -> EngineConfig:
     """Build the static :class:`EngineConfig` (metrics sorted by name so dict order does not matter)."""
     metrics = tuple(sorted((str(k), Ref(v)) for k, v in dict(metrics or {}).items()))
-    return EngineConfig(Ref(model), Ref(loss), Ref(optimizer), Ref(penalty), Ref(augment), metrics,
-                        int(n), int(batch_size), bool(drop_last), bool(weighted), bool(has_val), early_stopping)
+    return EngineConfig(
+        Ref(model),
+        Ref(loss),
+        Ref(optimizer),
+        Ref(penalty),
+        Ref(augment),
+        metrics,
+        int(n),
+        int(batch_size),
+        bool(drop_last),
+        bool(weighted),
+        bool(has_val),
+        early_stopping,
+    )
 
 
 def tree_all_finite(tree):
     """A scalar bool: every floating-point leaf of ``tree`` is finite."""
-    leaves = [jnp.all(jnp.isfinite(l)) for l in jax.tree_util.tree_leaves(tree)
-              if jnp.issubdtype(jnp.asarray(l).dtype, jnp.inexact)]
+    leaves = [
+        jnp.all(jnp.isfinite(l))
+        for l in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(jnp.asarray(l).dtype, jnp.inexact)
+    ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
@@ -199,13 +232,21 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
             # (a member halted earlier keeps its old values whatever this run gives: it does not vote)
             fine = lax.pmin((fine | jnp.asarray(halted)).astype(jnp.int32), axis_name).astype(bool)
         all_ok = jnp.ones((steps,), bool)
-        return lax.cond(fine, lambda _: (p, s, o, jnp.asarray(False), jnp.asarray(-1, jnp.int32), logs, all_ok),
-                        replay, None)
+        return lax.cond(
+            fine, lambda _: (p, s, o, jnp.asarray(False), jnp.asarray(-1, jnp.int32), logs, all_ok), replay, None
+        )
 
     def skip_epoch(_):
         zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((steps,) + a.shape, a.dtype), log_shapes)
-        return (params, state, opt_state, jnp.asarray(True), jnp.asarray(-1, jnp.int32), zeros,
-                jnp.zeros((steps,), bool))
+        return (
+            params,
+            state,
+            opt_state,
+            jnp.asarray(True),
+            jnp.asarray(-1, jnp.int32),
+            zeros,
+            jnp.zeros((steps,), bool),
+        )
 
     params, state, opt_state, halted, bad, logs, ok = lax.cond(jnp.asarray(halted), skip_epoch, run, None)
     count = jnp.maximum(jnp.sum(ok), 1).astype(jnp.float32)
@@ -252,9 +293,19 @@ def initial_carry(cfg: EngineConfig, params, state, opt_state, *, best_value=Non
     if best_value is None:
         best_value = float("inf") if (es is None or es.minimize) else float("-inf")
     best = (params, state) if (es is not None and es.restore_best) else ()
-    return Carry(params, state, opt_state, best, jnp.asarray(best_value, jnp.float32),
-                 jnp.asarray(best_epoch, jnp.int32), jnp.asarray(wait, jnp.int32),
-                 jnp.asarray(False), jnp.asarray(False), jnp.asarray(-1, jnp.int32), jnp.asarray(-1, jnp.int32))
+    return Carry(
+        params,
+        state,
+        opt_state,
+        best,
+        jnp.asarray(best_value, jnp.float32),
+        jnp.asarray(best_epoch, jnp.int32),
+        jnp.asarray(wait, jnp.int32),
+        jnp.asarray(False),
+        jnp.asarray(False),
+        jnp.asarray(-1, jnp.int32),
+        jnp.asarray(-1, jnp.int32),
+    )
 
 
 def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, active, *, axis_name=None):
@@ -267,23 +318,34 @@ def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, activ
     es = cfg.early_stopping
 
     def one_epoch(c: Carry, e):
-        p, s, o, halted, bad, logs = train_epoch(cfg, c.params, c.state, c.opt_state, x, y, w,
-                                                 jax.random.fold_in(key, e), c.halted, axis_name=axis_name)
+        p, s, o, halted, bad, logs = train_epoch(
+            cfg, c.params, c.state, c.opt_state, x, y, w, jax.random.fold_in(key, e), c.halted, axis_name=axis_name
+        )
         if cfg.has_val:
             vlogs = evaluate_batched(cfg, p, s, *val)
             logs = {**logs, **{f"val_{k}": v for k, v in vlogs.items()}}
         newly = halted & ~c.halted
-        c = c._replace(params=p, state=s, opt_state=o, halted=halted,
-                       bad_epoch=jnp.where(newly, e, c.bad_epoch), bad_step=jnp.where(newly, bad, c.bad_step))
+        c = c._replace(
+            params=p,
+            state=s,
+            opt_state=o,
+            halted=halted,
+            bad_epoch=jnp.where(newly, e, c.bad_epoch),
+            bad_step=jnp.where(newly, bad, c.bad_step),
+        )
         if es is not None:
             value = logs[es.monitor]
             better = (value < c.best_value - es.min_delta) if es.minimize else (value > c.best_value + es.min_delta)
             better = better & ~halted
             best = tree_select(better, (p, s), c.best) if es.restore_best else ()
             wait = jnp.where(better, 0, c.wait + 1)
-            c = c._replace(best=best, best_value=jnp.where(better, value, c.best_value),
-                           best_epoch=jnp.where(better, e, c.best_epoch), wait=wait,
-                           stopped=wait >= es.patience)
+            c = c._replace(
+                best=best,
+                best_value=jnp.where(better, value, c.best_value),
+                best_epoch=jnp.where(better, e, c.best_epoch),
+                wait=wait,
+                stopped=wait >= es.patience,
+            )
         return c, logs
 
     def body(c: Carry, inp):
@@ -318,15 +380,26 @@ def _evaluate_arrays(cfg, params, state, xb, yb, mb):
 evaluate_jit = jax.jit(_evaluate_arrays, static_argnums=0)
 
 
-def make_train_epoch(model, loss, optimizer, *, batch_size: int, n: int, penalty=None, augment=None,
-                     metrics=None, drop_last: bool = True):
+def make_train_epoch(
+    model, loss, optimizer, *, batch_size: int, n: int, penalty=None, augment=None, metrics=None, drop_last: bool = True
+):
     """A compiled epoch ``epoch(params, state, opt_state, (x, y), key) -> (params, state, opt_state, metrics)``.
 
     ``metrics`` also holds ``"nonfinite_step"`` (-1 when every step was finite). The
     random keys follow the scheme in this module's docstring.
     """
-    cfg = make_config(model, loss, optimizer, n=n, batch_size=batch_size, penalty=penalty, augment=augment,
-                      metrics=metrics, drop_last=drop_last, weighted=not drop_last)
+    cfg = make_config(
+        model,
+        loss,
+        optimizer,
+        n=n,
+        batch_size=batch_size,
+        penalty=penalty,
+        augment=augment,
+        metrics=metrics,
+        drop_last=drop_last,
+        weighted=not drop_last,
+    )
 
     @jax.jit
     def epoch(params, state, opt_state, data, key):

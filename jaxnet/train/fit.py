@@ -1,4 +1,5 @@
 """``fit``: train a model for some epochs, with validation, early stopping and a progress bar."""
+
 from __future__ import annotations
 
 import time
@@ -63,21 +64,26 @@ def check_model_fits(where: str, model: Layer, loss, params, state, x, y, out_sh
     try:
         out = jax.eval_shape(lambda p, s, a: model.apply(p, s, a, train=False)[0], params, state, x[:2])
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{where}: the model {model.name} cannot take inputs of shape {tuple(x.shape[1:])} "
-                         f"(per sample): {e}") from None
+        raise ValueError(
+            f"{where}: the model {model.name} cannot take inputs of shape {tuple(x.shape[1:])} (per sample): {e}"
+        ) from None
     try:
         jax.eval_shape(loss_fn, out, y[:2])
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{where}: the model's output shape {('batch',) + tuple(out.shape[1:])} does not fit the "
-                         f"loss {name} with targets of shape {('batch',) + tuple(y.shape[1:])}: {e}") from None
+        raise ValueError(
+            f"{where}: the model's output shape {('batch',) + tuple(out.shape[1:])} does not fit the "
+            f"loss {name} with targets of shape {('batch',) + tuple(y.shape[1:])}: {e}"
+        ) from None
     if jnp.issubdtype(y.dtype, jnp.integer) and y.shape[1:] == out.shape[1:-1]:
         c = int(out.shape[-1])
         hi = 2 if c == 1 else c
         yn = np.asarray(y)
         lo_v, hi_v = int(yn.min()), int(yn.max())
         if lo_v < 0 or hi_v >= hi:
-            raise ValueError(f"{where}: labels must lie in [0, {hi}) for a model with {c} output(s), "
-                             f"got labels from {lo_v} to {hi_v}")
+            raise ValueError(
+                f"{where}: labels must lie in [0, {hi}) for a model with {c} output(s), "
+                f"got labels from {lo_v} to {hi_v}"
+            )
 
 
 def _positive_int(where, name, v):
@@ -259,12 +265,25 @@ def fit(
     names = ["loss"] + sorted(dict(metrics or {}))
     columns = names + ([f"val_{k}" for k in names] if val is not None else [])
     if early_stopping is not None and early_stopping.monitor not in columns:
-        raise ValueError(f"fit: early_stopping monitors {early_stopping.monitor!r}, which this run does not "
-                         f"record; recorded: {columns}" + ("" if val is not None else " (give validation=)"))
+        raise ValueError(
+            f"fit: early_stopping monitors {early_stopping.monitor!r}, which this run does not "
+            f"record; recorded: {columns}" + ("" if val is not None else " (give validation=)")
+        )
 
-    cfg = E.make_config(model, loss, optimizer, n=x.shape[0], batch_size=batch_size, penalty=penalty,
-                        augment=augment, metrics=metrics, drop_last=drop_last, weighted=not drop_last,
-                        has_val=val is not None, early_stopping=early_stopping)
+    cfg = E.make_config(
+        model,
+        loss,
+        optimizer,
+        n=x.shape[0],
+        batch_size=batch_size,
+        penalty=penalty,
+        augment=augment,
+        metrics=metrics,
+        drop_last=drop_last,
+        weighted=not drop_last,
+        has_val=val is not None,
+        early_stopping=early_stopping,
+    )
     w = jnp.ones((x.shape[0],), jnp.float32)
     val_b = pad_batches(*val, eval_batch_size) if val is not None else None
     history = history.copy() if history is not None else History()
@@ -295,8 +314,12 @@ def fit(
     if bool(carry.halted):
         e, s = int(carry.bad_epoch) + 1, int(carry.bad_step)
         history.stop_reason, history.nonfinite = "nonfinite", {"epoch": e, "step": s}
-        warnings.warn(f"fit: non-finite loss or parameters at epoch {e}, step {s}; stopped and returned the "
-                      "last finite params and state (lower the learning rate?)", NonFiniteWarning, stacklevel=2)
+        warnings.warn(
+            f"fit: non-finite loss or parameters at epoch {e}, step {s}; stopped and returned the "
+            "last finite params and state (lower the learning rate?)",
+            NonFiniteWarning,
+            stacklevel=2,
+        )
     elif bool(carry.stopped):
         history.stop_reason = "early_stopping"
     if early_stopping is not None and early_stopping.restore_best and int(carry.best_epoch) >= 0:

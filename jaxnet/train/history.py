@@ -6,6 +6,7 @@ for ``patience`` epochs; "improved" means better than the best so far by more th
 epoch, not the last one: the point where validation error was lowest, before the
 model started to fit the training set's noise.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -99,7 +100,7 @@ class History:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "History":
+    def from_dict(cls, d: dict) -> History:
         if not isinstance(d, dict) or not isinstance(d.get("records"), list):
             raise ValueError(f"History.from_dict: expected a dict with a 'records' list, got {type(d).__name__}")
         return cls([dict(r) for r in d["records"]], d.get("stop_reason"), d.get("best_epoch"), d.get("nonfinite"))
@@ -107,5 +108,5 @@ class History:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
-    def copy(self) -> "History":
+    def copy(self) -> History:
         return History.from_dict(self.to_dict())

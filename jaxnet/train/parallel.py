@@ -13,6 +13,7 @@ before any other jax call. ``jax.devices()`` then lists the devices of all hosts
 assembles it with ``jax.make_array_from_process_local_data(batch_sharding(mesh), local)``
 before calling the step. Params stay replicated, so every host holds the same model.
 """
+
 from __future__ import annotations
 
 import jax
@@ -46,8 +47,10 @@ def _check_batch(batch, mesh, axis):
     n = mesh.shape[axis]
     for a in jax.tree_util.tree_leaves(batch):
         if a.ndim == 0 or a.shape[0] % n:
-            raise ValueError(f"data parallel: the batch size must be divisible by the {n} devices of the mesh, "
-                             f"got an array of shape {tuple(a.shape)}")
+            raise ValueError(
+                f"data parallel: the batch size must be divisible by the {n} devices of the mesh, "
+                f"got an array of shape {tuple(a.shape)}"
+            )
 
 
 def shard_batch(batch, mesh: Mesh, axis: str = DATA_AXIS):
@@ -61,8 +64,18 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, replicated(mesh))
 
 
-def make_parallel_train_step(model, loss, optimizer, *, mesh: Mesh | None = None, axis: str = DATA_AXIS,
-                             penalty=None, augment=None, metrics=None, donate: bool = True):
+def make_parallel_train_step(
+    model,
+    loss,
+    optimizer,
+    *,
+    mesh: Mesh | None = None,
+    axis: str = DATA_AXIS,
+    penalty=None,
+    augment=None,
+    metrics=None,
+    donate: bool = True,
+):
     """The training step of :func:`~jaxnet.train.step.make_train_step`, data-parallel over ``mesh``.
 
     ``step(params, state, opt_state, batch, key)``: ``batch`` is split along its first axis
@@ -74,8 +87,9 @@ def make_parallel_train_step(model, loss, optimizer, *, mesh: Mesh | None = None
         raise ValueError(f"make_parallel_train_step: the mesh has no axis {axis!r}; its axes: {tuple(mesh.shape)}")
     step = train_step_fn(model, loss, optimizer, penalty=penalty, augment=augment, metrics=metrics)
     rep, shard = replicated(mesh), batch_sharding(mesh, axis)
-    compiled = jax.jit(step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=rep,
-                       donate_argnums=(0, 1, 2) if donate else ())
+    compiled = jax.jit(
+        step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=rep, donate_argnums=(0, 1, 2) if donate else ()
+    )
 
     def parallel_step(params, state, opt_state, batch, key):
         _check_batch(batch, mesh, axis)

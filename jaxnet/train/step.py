@@ -12,9 +12,10 @@ always containing ``"loss"`` (the data loss plus any penalty).
 their buffers are reused for the results, so the arrays passed in are invalid after the
 call (rebind the names, ``params, state, opt_state, m = step(params, state, opt_state, ...)``).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import jax
 
