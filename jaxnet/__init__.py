@@ -35,11 +35,14 @@ from jaxnet.train import (
     evaluate,
     fit,
     fit_ensemble,
+    from_torch_names,
     load_checkpoint,
+    load_safetensors,
     make_eval_step,
     make_train_epoch,
     make_train_step,
     save_checkpoint,
+    save_safetensors,
 )
 from jaxnet.types import Layer, Optimizer
 
@@ -74,7 +77,9 @@ __all__ = [
     "evaluate",
     "fit",
     "fit_ensemble",
+    "from_torch_names",
     "load_checkpoint",
+    "load_safetensors",
     "make_eval_step",
     "make_train_epoch",
     "make_train_step",
@@ -82,6 +87,7 @@ __all__ = [
     "optim",
     "rmsprop",
     "save_checkpoint",
+    "save_safetensors",
     "serial",
     "sgd",
     "train",

@@ -30,7 +30,9 @@ from jaxnet.train.parallel import (
     replicated,
     shard_batch,
 )
+from jaxnet.train.safetensors_io import load_safetensors, read_safetensors, save_safetensors
 from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
+from jaxnet.train.torch_names import from_torch_names
 
 __all__ = [
     "FORMAT_VERSION",
@@ -49,7 +51,9 @@ __all__ = [
     "evaluate",
     "fit",
     "fit_ensemble",
+    "from_torch_names",
     "load_checkpoint",
+    "load_safetensors",
     "make_eval_step",
     "make_parallel_train_step",
     "make_train_epoch",
@@ -57,9 +61,11 @@ __all__ = [
     "member_probabilities",
     "member_weights",
     "read_checkpoint",
+    "read_safetensors",
     "replicate",
     "replicated",
     "save_checkpoint",
+    "save_safetensors",
     "set_member_hyperparameter",
     "shard_batch",
     "stack",
