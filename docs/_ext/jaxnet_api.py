@@ -161,9 +161,11 @@ def module_page(modname: str, canonical: dict[int, str]) -> str:
     module = importlib.import_module(modname)
     names = public_names(module)
     lines = [*_title(f"``{modname}``"), f".. automodule:: {modname}", "", f".. currentmodule:: {modname}", ""]
-    if names:
+    # Data values go below the table: autosummary would show their type's docstring (dict's, int's).
+    summarized = [name for name in names if _is_summarized(getattr(module, name))]
+    if summarized:
         lines += [".. autosummary::", "   :nosignatures:", ""]
-        lines += [f"   {name}" for name in names]
+        lines += [f"   {name}" for name in summarized]
         lines.append("")
     for name in names:
         obj = getattr(module, name)
@@ -177,6 +179,10 @@ def module_page(modname: str, canonical: dict[int, str]) -> str:
             options = ["   :members:"] if isinstance(obj, type) else []
             lines += [f".. {_directive(obj)}:: {name}", *options, ""]
     return "\n".join(lines) + "\n"
+
+
+def _is_summarized(obj: Any) -> bool:
+    return isinstance(obj, types.ModuleType) or is_documentable(obj)
 
 
 def _short_repr(obj: Any) -> str:
@@ -212,6 +218,12 @@ def generate(app) -> None:
     canonical = canonical_names(modules)
     app.env.jaxnet_canonical = canonical
     app.env.jaxnet_modules = modules
+    app.env.jaxnet_data = [
+        f"{modname}.{name}"
+        for modname in modules
+        for name in public_names(importlib.import_module(modname))
+        if not _is_summarized(getattr(importlib.import_module(modname), name))
+    ]
     keep = {"index.rst"}
     _write_if_changed(out / "index.rst", index_page(modules))
     for modname in modules:
@@ -255,7 +267,8 @@ def resolve_alias(app, env, node, contnode):
     obj = _resolve_object(target, context)
     if obj is _MISSING:
         # A short name written relative to the module that defines it, read on another module's page.
-        matches = {c for c in canonicals.values() if c.rsplit(".", 1)[-1] == target}
+        known = [*canonicals.values(), *getattr(env, "jaxnet_data", [])]
+        matches = {c for c in known if c.rsplit(".", 1)[-1] == target}
         if len(matches) != 1:
             return None
         canonical = matches.pop()
