@@ -12,7 +12,7 @@ import jaxnet  # noqa: E402  (the extension path must come first)
 
 project = "jaxnet"
 author = "the jaxnet authors"
-copyright = "the jaxnet authors, MIT licence"  # noqa: A001  (the name Sphinx reads)
+copyright = "the jaxnet authors, MIT licence"
 release = jaxnet.__version__
 version = release
 
@@ -39,8 +39,7 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True
 napoleon_use_rtype = False
-autodoc_typehints = "description"
-autodoc_typehints_description_target = "documented_params"
+autodoc_typehints = "signature"
 autodoc_member_order = "bysource"
 autodoc_preserve_defaults = True
 autosummary_generate = False

@@ -50,9 +50,13 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
         i += 1
         while i < len(lines):
             closing = _FENCE.match(lines[i])
-            if closing and closing.group("fence")[0] == fence[0] and len(closing.group("fence")) >= len(fence):
-                if not closing.group("info"):
-                    break
+            if (
+                closing
+                and closing.group("fence")[0] == fence[0]
+                and len(closing.group("fence")) >= len(fence)
+                and not closing.group("info")
+            ):
+                break
             i += 1
         if info in ("python", "py"):
             blocks.append((start + 1, "\n".join(lines[start:i])))

@@ -57,7 +57,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002  (the name the base class uses)
+    def log_message(self, format, *args):  # the test's output is pytest's, not a request log
         pass
 
 

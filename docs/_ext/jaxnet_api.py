@@ -14,8 +14,8 @@ a docstring of its own, and resolves references written against a defining modul
 from __future__ import annotations
 
 import importlib
-import re
 import pkgutil
+import re
 import types
 from pathlib import Path
 from typing import Any
@@ -338,11 +338,14 @@ def setup(app):
     import jaxnet
 
     for info in pkgutil.walk_packages(jaxnet.__path__, "jaxnet."):
-        if not info.name.endswith(("__main__", ".demo", ".cli")):
+        if info.name.endswith(("__main__", ".demo", ".cli")):
+            continue
+        try:
             importlib.import_module(info.name)
+        except ImportError:  # a module of an optional extra that is not installed: no page needs it
+            continue
     app.connect("builder-inited", generate)
     app.connect("missing-reference", resolve_alias)
     app.connect("autodoc-skip-member", skip_namedtuple_fields)
     app.connect("autodoc-process-docstring", split_shared_entries, priority=400)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
-
