@@ -14,6 +14,7 @@ a docstring of its own, and resolves references written against a defining modul
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import re
 import types
@@ -202,9 +203,12 @@ def index_page(modules: list[str]) -> str:
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    # Unchanged pages keep their timestamps, so an incremental build does not reread them.
+    # Unchanged pages keep their timestamps, so an incremental build does not reread them; a new page is
+    # renamed into place, so two builds at once (make docs beside the tests) never read half a file.
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
 
 def generate(app) -> None:
