@@ -135,8 +135,15 @@ def check_api_page(browser, server: str) -> None:
     page.close()
 
 
-def check_search(browser, server: str, query: str, expected_page: str) -> None:
-    page, problems = _open(browser, server, f"search.html?q={query}")
+def check_search(browser, server: str, query: str, expected_page: str, *, type_it: bool = False) -> None:
+    """Search from the URL (as a link to a search does) or by typing into the sidebar's search box."""
+    if type_it:
+        page, problems = _open(browser, server, "index.html")
+        page.fill("form[role='search'] input[name='q']", query)
+        page.press("form[role='search'] input[name='q']", "Enter")
+        page.wait_for_url("**/search.html?q=*")
+    else:
+        page, problems = _open(browser, server, f"search.html?q={query}")
     results = page.locator("#search-results ul.search li")
     results.first.wait_for(timeout=30_000)
     hrefs = [results.nth(i).locator("a").first.get_attribute("href") or "" for i in range(results.count())]
@@ -150,4 +157,4 @@ def test_site_in_a_browser(server: str, browser):
     check_index_page(browser, server)
     check_api_page(browser, server)
     check_search(browser, server, "Dense", "api/jaxnet.nn.html")
-    check_search(browser, server, "fit_ensemble", "api/jaxnet.train.html")
+    check_search(browser, server, "fit_ensemble", "api/jaxnet.train.html", type_it=True)
