@@ -4,6 +4,7 @@ import builtins
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
@@ -62,7 +63,7 @@ html_show_sourcelink = False
 html_copy_source = False
 
 
-def _drop_empty_guides_glob(app, docname, source):
+def _drop_empty_guides_glob(app: object, docname: str, source: list[str]) -> None:
     """The guides' toctree ends with ``guides/*`` for pages added later; Sphinx warns (an error under
     ``-W``) when a glob matches nothing new, so the line is left out while every guide is listed."""
     if docname != "index":
@@ -73,5 +74,5 @@ def _drop_empty_guides_glob(app, docname, source):
         source[0] = re.sub(r"^guides/\*\n", "", source[0], flags=re.MULTILINE)
 
 
-def setup(app):
+def setup(app: Any) -> None:
     app.connect("source-read", _drop_empty_guides_glob)

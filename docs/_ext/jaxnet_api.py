@@ -211,7 +211,7 @@ def _write_if_changed(path: Path, text: str) -> None:
         os.replace(tmp, path)
 
 
-def generate(app) -> None:
+def generate(app: Any) -> None:
     """``builder-inited``: write ``api/*.rst`` and warn about missing docstrings."""
     from sphinx.util import logging
 
@@ -259,7 +259,7 @@ def _resolve_object(target: str, context: str | None) -> Any:
     return _MISSING
 
 
-def resolve_alias(app, env, node, contnode):
+def resolve_alias(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     """``missing-reference``: send a reference to a jaxnet object to the page where it is described."""
     if node.get("refdomain") != "py" or not node.get("reftarget", "").lstrip("~.").strip():
         return None
@@ -298,7 +298,7 @@ _MULTI_ATTRIBUTE = re.compile(r"^(\s+)(\w+(?:,\s*\w+)+):\s(.*)$")
 _MULTI_RAISES = re.compile(r"^(\s+)(\w+(?:/\w+)+):\s(.*)$")
 
 
-def split_shared_entries(app, what, name, obj, options, lines: list[str]) -> None:
+def split_shared_entries(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
     """Before napoleon: ``a, b: text`` under Attributes becomes one entry per name, ``A/B: text`` under
     Raises becomes ``A or B: text`` (napoleon reads one name per entry; Sphinx links each side of ``or``)."""
     section = None
@@ -329,7 +329,7 @@ def split_shared_entries(app, what, name, obj, options, lines: list[str]) -> Non
     lines[:] = out
 
 
-def skip_namedtuple_fields(app, what, name, obj, skip, options):
+def skip_namedtuple_fields(app: Any, what: str, name: str, obj: Any, skip: bool, options: Any) -> bool | None:
     """NamedTuple fields are described in the class's ``Attributes`` section, not as members."""
     doc = getattr(obj, "__doc__", None) or ""
     if isinstance(doc, str) and doc.startswith("Alias for field number"):
@@ -337,7 +337,7 @@ def skip_namedtuple_fields(app, what, name, obj, skip, options):
     return None
 
 
-def setup(app):
+def setup(app: Any) -> dict[str, Any]:
     # Import every submodule first, so data values can be traced to the module that documents them.
     import jaxnet
 
