@@ -43,6 +43,7 @@ CHROMIUM = _chromium()
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)"),
     pytest.mark.slow,  # builds the whole site first (about 10 s of CPU)
+    pytest.mark.timeout(600),  # pytest-timeout's per-test limit counts the build; a loaded CI machine needs more
 ]
 
 
