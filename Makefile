@@ -34,8 +34,18 @@ demo: $(VENV)/.stamp-dev
 	$(PY) -m jaxnet.demo
 	$(VENV)/bin/jaxnet train $(DEMO_ARGS) --out runs/demo
 
+$(VENV)/.stamp-docs: pyproject.toml $(VENV)/.stamp-dev
+	$(PY) -m pip install --quiet -e '.[dev,docs]'
+	touch $@
+
 bench: $(VENV)/.stamp-bench
 	$(PY) benchmarks/run_cpu.py
 
+# The site, offline, into docs/_build/html, read afresh (-E) so that every warning (a broken reference,
+# a public name without a docstring) shows and fails the build (-W; -n: every jaxnet reference must resolve).
+.PHONY: docs
+docs: $(VENV)/.stamp-docs
+	$(PY) -m sphinx -b html -E -W --keep-going -n -q docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/api

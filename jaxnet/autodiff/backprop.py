@@ -204,6 +204,7 @@ def _dropout_backward(layer, params, scale, g):
     return g * scale, {}
 
 
+#: The handwritten rule (forward keep, backward) of each layer kind that :func:`backprop` knows.
 RULES: dict[str, Rule] = {
     "serial": Rule(_serial_forward, _serial_backward),
     "dense": Rule(_keep_input, _dense_backward),
@@ -356,7 +357,7 @@ def backprop(
       where: optional per-sample weights or mask, as the losses take it.
       penalties: a sequence of ``(kind, lam)`` or ``(kind, lam, mask)`` with ``kind`` ``"l2"``
         (``lam/2 sum w^2``) or ``"l1"`` (``lam sum |w|``); ``mask`` as in
-        :func:`jaxnet.autodiff.penalties.penalty_value` (``None`` means every parameter).
+        :func:`jaxnet.optim.l2_penalty` (``None`` means every parameter).
       key: PRNG key for stochastic layers (Dropout) in training mode; ``serial`` gives layer
         ``i`` the key ``fold_in(key, i)``, exactly as ``model.apply`` does.
       train: the mode the model runs in (batch statistics and dropout when ``True``).

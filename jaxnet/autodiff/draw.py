@@ -152,7 +152,8 @@ def jaxpr_to_dot(
 
     Args:
       fn: any function JAX can trace.
-      *args, **kwargs: example arguments (arrays or pytrees; only shapes and dtypes matter).
+      *args: example arguments (arrays or pytrees; only shapes and dtypes matter).
+      **kwargs: example keyword arguments, alike.
       expand_calls: draw the inside of nested calls.
       title: an optional caption.
       rankdir: Graphviz layout direction.

@@ -145,6 +145,7 @@ def binary_accuracy(outputs, labels, where=None, *, threshold: float = 0.0):
     return _reduce("binary_accuracy", per, where)
 
 
+#: Every loss by name: what ``loss="..."`` strings and :func:`get_loss` accept.
 LOSSES = {
     "squared_error": squared_error,
     "mean_squared_error": mean_squared_error,

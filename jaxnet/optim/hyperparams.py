@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+#: A hyperparameter as a function of the step: ``schedule(count) -> value`` (``count`` is 0 at the first update).
 Schedule = Callable[[Any], Any]
 
 

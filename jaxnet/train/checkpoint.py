@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+#: The checkpoint format :func:`save_checkpoint` writes; older versions still load.
 FORMAT_VERSION = 2
 # Version 2 stores an optimizer's hyperparameters as one array ("opt_state/hyper/learning_rate,b1,...");
 # version 1 stored one array per hyperparameter. Params and state are laid out alike in both.
