@@ -132,25 +132,26 @@ _INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi), the standard normal densit
 def gelu(z, approximate=False):
     """Gaussian error linear unit (Hendrycks & Gimpel 2016): ``z Phi(z)``.
 
-    Exact form (``approximate=False``, PyTorch's default): ``Phi(z) = (1 + erf(z / sqrt 2)) / 2``.
-    Tanh form (``approximate=True``, PyTorch's ``approximate="tanh"``, and jax.nn.gelu's default):
-    ``z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))``.
+    Exact form (``approximate=False``, PyTorch's default): ``Phi(z) = erfc(-z / sqrt 2) / 2``
+    (``= (1 + erf(z / sqrt 2)) / 2``, written with ``erfc`` so that negative ``z`` keeps its digits).
+    Tanh form (``approximate=True``, PyTorch's ``approximate="tanh"`` and ``jax.nn.gelu``'s default):
+    ``z/2 (1 + tanh(u))`` with ``u = sqrt(2/pi) (z + 0.044715 z^3)``, computed as ``z sigmoid(2u)``.
     """
     if approximate:
         u = _SQRT_2_OVER_PI * (z + _GELU_CUBIC * z * z * z)
-        return 0.5 * z * (1 + jnp.tanh(u))
-    return 0.5 * z * (1 + jax.lax.erf(z * _INV_SQRT_2))
+        return z * jax.nn.sigmoid(2 * u)
+    return 0.5 * z * jax.lax.erfc(-z * _INV_SQRT_2)
 
 
 def gelu_derivative(z, approximate=False):
     """``d gelu / dz``: ``Phi(z) + z phi(z)`` (exact), with ``phi`` the standard normal density;
-    for the tanh form ``(1 + t)/2 + z/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 z^2)``, ``t = tanh(u)``."""
+    for the tanh form ``s + 2 z s (1 - s) u'`` with ``s = sigmoid(2u)`` and ``u' = sqrt(2/pi) (1 + 3 * 0.044715 z^2)``
+    (the same as ``(1 + t)/2 + z/2 (1 - t^2) u'`` with ``t = tanh(u)``)."""
     if approximate:
-        t = jnp.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z * z * z))
+        s = jax.nn.sigmoid(2 * _SQRT_2_OVER_PI * (z + _GELU_CUBIC * z * z * z))
         du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * z * z)
-        return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du
-    cdf = 0.5 * (1 + jax.lax.erf(z * _INV_SQRT_2))
-    return cdf + z * _INV_SQRT_2PI * jnp.exp(-0.5 * z * z)
+        return s + 2 * z * s * (1 - s) * du
+    return 0.5 * jax.lax.erfc(-z * _INV_SQRT_2) + z * _INV_SQRT_2PI * jnp.exp(-0.5 * z * z)
 
 
 def silu(z):
