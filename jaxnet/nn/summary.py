@@ -76,11 +76,17 @@ def _shapes(layer: Layer, input_shape):
     box = {}
 
     def run(key):
-        out, params, state = layer.init(key, input_shape)
+        try:
+            out, params, state = layer.init(key, input_shape)
+        except (ValueError, TypeError) as e:  # re-raised below, outside JAX's frames, with the layer's message
+            box["error"] = e
+            return {}, {}
         box["out"] = out
         return params, state
 
     params, state = jax.eval_shape(run, jax.random.PRNGKey(0))
+    if "error" in box:
+        raise box["error"]
     return box["out"], params, state
 
 
