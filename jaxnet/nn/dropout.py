@@ -51,6 +51,7 @@ def Dropout(rate: float, mode: str = "inverted", *, name: str | None = None) -> 
       rate: probability of dropping an element, in ``[0, 1]`` (not the keep probability).
       mode: ``"inverted"`` (scale by ``1/(1 - rate)`` in training) or ``"chapter"``
         (scale by ``1 - rate`` in evaluation).
+      name: the key ``serial`` files it under (default ``dropout_<position>``).
 
     Raises:
       ValueError: for ``rate`` outside ``[0, 1]`` or an unknown ``mode``; at apply time,

@@ -81,6 +81,7 @@ def BatchNorm(
       axis: the channel axis (default last: ``[batch, features]`` and ``[N, H, W, C]``;
         ``axis=1`` for ``[N, C, H, W]``). It cannot be the batch axis.
       dtype: dtype of the params and the running statistics.
+      name: the key ``serial`` files the params and state under (default ``batchnorm_<position>``).
 
     Params: ``{"gamma": [C], "beta": [C]}`` (``{}`` when ``affine=False``).
     State: ``{"mean": [C], "var": [C]}``, starting at 0 and 1; ``init`` never looks at data.
