@@ -2,17 +2,20 @@
 built from LayerNorm, RMSNorm, Embedding, GELU/SiLU/Softplus, Reshape and the branching combinators
 (FanOut, parallel, FanInSum, FanInConcat, residual), with Dense and Dropout between them.
 
-A gradient that is zero in exact arithmetic (the bias of a Dense feeding a LayerNorm) is judged against
-the model's scale, as :func:`jaxnet.autodiff.check_grads` does: the relative error's denominator is at
-least ``u^(1/3)`` times the largest gradient entry. Both gradients compile together in one program with
-XLA's cheap optimisation level, as in tests/test_autodiff_property.py.
+Every LayerNorm sees at least 3 values and every RMSNorm at least 2: with fewer, the normalized output
+is a sign (``x / sqrt(x^2 + eps)``), whose derivative ``eps / (x^2 + eps)^(3/2)`` is all cancellation,
+so both sides would only compare round-off. A gradient that is zero in exact arithmetic (the bias of a
+Dense feeding a LayerNorm) is judged against the model's scale, as :func:`jaxnet.autodiff.check_grads`
+does: the relative error's denominator is at least ``u^(1/3)`` times the largest gradient entry. Both
+gradients compile together in one program with XLA's cheap optimisation level, as in
+tests/test_autodiff_property.py.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from jaxnet import nn
@@ -58,14 +61,14 @@ def _layers(c):
     act = lambda i: ACTS[c["acts"][i % 5]]()  # noqa: E731
     layers = []
     if c["embed"]:
-        layers += [nn.Embedding(7, size()), nn.LayerNorm(affine=c["affine"]), nn.Reshape((-1,))]
+        layers += [nn.Embedding(7, size() + 2), nn.LayerNorm(affine=c["affine"]), nn.Reshape((-1,))]
     for i, b in enumerate(c["blocks"]):
         if b == "dense":
             layers += [nn.Dense(size()), act(i)]
         elif b == "layernorm":
-            layers += [nn.Dense(size() + 1), nn.LayerNorm(affine=c["affine"])]
+            layers += [nn.Dense(size() + 2), nn.LayerNorm(affine=c["affine"])]
         elif b == "rmsnorm":
-            layers += [nn.Dense(size()), nn.RMSNorm(affine=c["affine"])]
+            layers += [nn.Dense(size() + 1), nn.RMSNorm(affine=c["affine"])]
         elif b == "residual":
             w = size()
             layers += [nn.Dense(w), nn.residual(nn.serial(nn.Dense(size()), act(i), nn.Dense(w)))]
@@ -77,13 +80,15 @@ def _layers(c):
             ]
         elif b == "sum":
             w = size()
-            branches = nn.parallel(nn.Dense(w), nn.serial(nn.RMSNorm(), nn.Dense(w), act(i)), nn.Dense(w))
+            branches = nn.parallel(
+                nn.Dense(w), nn.serial(nn.Dense(size() + 1), nn.RMSNorm(), nn.Dense(w), act(i)), nn.Dense(w)
+            )
             layers += [nn.FanOut(3), branches, nn.FanInSum()]
         elif b == "reshape":
             layers += [
                 nn.Dense(2 * size()),
                 nn.Reshape((2, -1)),
-                nn.Dense(size()),
+                nn.Dense(size() + 1),
                 act(i),
                 nn.LayerNorm(axis=(1, 2), affine=c["affine"]),
                 nn.Reshape((-1,)),
@@ -152,7 +157,11 @@ def test_handwritten_backprop_equals_jax_grad_on_a_model_with_every_new_layer(x6
 
 @pytest.mark.slow
 @settings(
-    max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],  # shrinking recompiles each candidate: report the case as drawn
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(c=cases())
 def test_handwritten_backprop_equals_jax_grad_on_random_layer_models(x64, c):
