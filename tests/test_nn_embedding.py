@@ -106,3 +106,26 @@ def test_a_table_of_the_wrong_shape_is_named():
     layer = nn.Embedding(5, 2)
     with pytest.raises(ValueError, match=r"params\['embedding'\] must have shape \(5, 2\), got \(4, 2\)"):
         layer.apply({"embedding": jnp.zeros((4, 2))}, {}, jnp.zeros((1, 3), jnp.int32), train=False)
+
+
+def test_fit_stops_on_an_out_of_range_id_instead_of_training_on_another_row():
+    from jaxnet import optim, train
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 10, size=(64, 3)).astype(np.int32)
+    ids[37, 1] = 10  # one bad id, only seen inside the compiled epoch
+    labels = rng.integers(0, 2, size=64)
+    model = nn.serial(nn.Embedding(10, 4), nn.Flatten(), nn.Dense(2))
+    with pytest.warns(Warning, match=r"fit: non-finite loss or parameters"):
+        result = train.fit(
+            model,
+            "softmax_cross_entropy_with_integer_labels",
+            optim.sgd(0.1),
+            (jnp.asarray(ids), jnp.asarray(labels)),
+            epochs=2,
+            batch_size=16,
+            key=jax.random.PRNGKey(0),
+            progress=False,
+        )
+    assert result.history.stop_reason == "nonfinite"
+    assert all(np.all(np.isfinite(np.asarray(p))) for p in jax.tree_util.tree_leaves(result.params))
