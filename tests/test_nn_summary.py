@@ -13,6 +13,7 @@ def test_mlp_counts_match_hand_computation():
     s = jaxnet.summary(nn.MLP([64, 10]), (-1, 784), print_fn=printed.append)
     assert [r.path for r in s.rows] == ["dense_0", "relu_1", "dense_2"]
     assert [r.params for r in s.rows] == [784 * 64 + 64, 0, 64 * 10 + 10]
+    assert [r.kind for r in s.rows] == ["dense", "activation", "dense"]
     assert [r.output_shape for r in s.rows] == [(-1, 64), (-1, 64), (-1, 10)]
     assert s.total_params == 784 * 64 + 64 + 64 * 10 + 10 == 50_890
     assert s.total_bytes == 4 * 50_890 and s.total_state == 0

@@ -131,11 +131,12 @@ def human_bytes(n: int) -> str:
 
 
 def _table(s: ModelSummary) -> str:
-    header = ("path", "layer", "output shape", "params", "bytes", "state")
+    header = ("path", "layer", "kind", "output shape", "params", "bytes", "state")
     body = [
         (
             "  " * r.depth + r.path.rsplit("/", 1)[-1],
             r.layer if len(r.layer) <= 32 else r.layer[:29] + "...",
+            r.kind,
             _fmt(r.output_shape),
             f"{r.params:,}",
             human_bytes(r.param_bytes),
@@ -146,7 +147,7 @@ def _table(s: ModelSummary) -> str:
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(row) -> str:
-        return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
 
     rule = "-" * len(line(header))
     total = (
@@ -157,7 +158,7 @@ def _table(s: ModelSummary) -> str:
 
 
 def summary(model: Layer, input_shape, *, print_fn: Callable[[str], Any] | None = print) -> ModelSummary:
-    """A table of the model's layers: path, layer, output shape, parameter count and bytes, state count.
+    """A table of the model's layers: path, layer, kind, output shape, parameter count and bytes, state count.
 
     Like Keras' ``Model.summary()`` and Flax's ``Module.tabulate``. Computed from shapes only
     (every ``init`` runs under :func:`jax.eval_shape`): no parameter is allocated.
