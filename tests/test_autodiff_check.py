@@ -86,12 +86,33 @@ def test_finite_differences_catch_a_wrong_jax_derivative(x64):
     assert report["dense_2/w"].finite_differences < 1e-6
 
 
-def test_unknown_layer_is_named(x64):
+def test_layer_without_rule_is_named_and_checked_by_finite_differences_only(x64):
     odd = make_layer("Mystery(3)", lambda k, s: (s, {}, {}), lambda p, s, x, *, key, train: (x, s), kind="mystery")
     model = nn.serial(nn.Dense(2), odd)
     params, state, x = _setup(model)
-    with pytest.raises(ValueError, match=r"check_grads: no handwritten backprop for layer Mystery\(3\)"):
-        check_grads(model, params, state, x, jnp.zeros((6, 2)), "squared_error")
+    with pytest.warns(
+        UserWarning, match=r"no handwritten backprop for layer Mystery\(3\).*handwritten column is absent"
+    ):
+        report = check_grads(model, params, state, x, jnp.zeros((6, 2)), "squared_error")
+    assert set(report) == {"dense_0/w", "dense_0/b"}
+    assert all(np.isnan(e.handwritten) for e in report.values())
+    assert all(e.finite_differences <= 1e-6 for e in report.values())
+
+
+def test_layer_without_rule_still_catches_a_wrong_jax_derivative(x64):
+    @jax.custom_jvp
+    def doubled(x):
+        return x
+
+    doubled.defjvp(lambda primals, tangents: (primals[0], 2.0 * tangents[0]))
+    odd = make_layer("Odd()", lambda k, s: (s, {}, {}), lambda p, s, x, *, key, train: (doubled(x), s), kind="odd")
+    model = nn.serial(nn.Dense(2), odd)
+    params, state, x = _setup(model)
+    with (
+        pytest.warns(UserWarning, match="handwritten column is absent"),
+        pytest.raises(GradientMismatchError, match="finite differences and jax.grad disagree at dense_0"),
+    ):
+        check_grads(model, params, state, x, jnp.ones((6, 2)), "squared_error")
 
 
 def test_finite_difference_sampling_and_skipping(x64):

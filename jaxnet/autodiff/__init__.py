@@ -4,6 +4,7 @@
 * :mod:`jaxnet.autodiff.example`: the chapter's worked example ``y = ln(x1) + x1 x2 - sin(x2)``.
 * :mod:`jaxnet.autodiff.draw`: Graphviz pictures of engine graphs and of any JAX function's jaxpr.
 * :mod:`jaxnet.autodiff.backprop`: the chapter's layer-by-layer backprop, written by hand.
+* :mod:`jaxnet.autodiff.layer_rules`: its rules for the norms, Embedding, Reshape and the branching combinators.
 * :mod:`jaxnet.autodiff.check`: :func:`check_grads`, handwritten vs ``jax.grad`` vs finite differences.
 """
 

@@ -28,6 +28,8 @@ Supported layer kinds: ``serial`` (nested too), ``dense``, ``flatten``, ``activa
 (every function of :data:`~jaxnet.nn.activations.ELEMENTWISE`), ``prelu``, ``elu`` (learned
 alpha), ``softmax``, ``log_softmax``, ``batchnorm`` (train and eval mode) and ``dropout``
 (its mask recomputed from the key ``serial`` gives the layer).
+Also, from :mod:`jaxnet.autodiff.layer_rules`: ``layernorm``, ``rmsnorm``, ``embedding``,
+``reshape``, ``parallel``, ``fanout``, ``fanin_sum``, ``fanin_concat`` and ``residual``.
 """
 
 from __future__ import annotations
@@ -226,6 +228,12 @@ def _forward(layer, params, state, x, key, train):
 
 def _backward(layer, params, saved, g):
     return RULES[layer.kind].backward(layer, params, saved, g)
+
+
+# The norms, Embedding, Reshape and the branching combinators; their rules call _forward/_backward above.
+from jaxnet.autodiff.layer_rules import layer_rules  # noqa: E402
+
+RULES.update(layer_rules())
 
 
 def check_supported(model: Layer, *, where: str = "backprop") -> None:

@@ -19,6 +19,7 @@ tight tolerances; float32 works with looser defaults.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -36,7 +37,8 @@ class GradError(NamedTuple):
     """Max relative errors for one parameter path.
 
     Attributes:
-      handwritten: handwritten backprop vs ``jax.grad``, over every entry.
+      handwritten: handwritten backprop vs ``jax.grad``, over every entry (``nan`` when the
+        model has a layer without a handwritten rule: the column is absent).
       finite_differences: central differences vs ``jax.grad``, over the checked entries
         (``nan`` when finite differences were skipped).
     """
@@ -111,14 +113,28 @@ def check_grads(
       fd_key: PRNG key choosing those entries (default ``PRNGKey(0)``).
       raise_on_error: raise on the first path above tolerance (else only report).
 
+    A model with a layer that has no handwritten rule (a custom layer, or a kind not in
+    :data:`~jaxnet.autodiff.backprop.RULES`) is still checked: ``jax.grad`` against finite
+    differences only. A :class:`UserWarning` names the layer and says the handwritten column
+    is absent, and every ``handwritten`` entry of the report is ``nan``.
+
     Returns:
       ``{path: GradError(handwritten, finite_differences)}``, paths like ``"dense_0/w"``.
 
     Raises:
-      ValueError: if the model has a layer or the loss has no handwritten rule (naming it).
+      ValueError: if the loss has no handwritten gradient (naming it).
       GradientMismatchError: naming the parameter path whose error exceeds the tolerance.
     """
-    check_supported(model, where="check_grads")
+    try:
+        check_supported(model, where="check_grads")
+        absent = None
+    except ValueError as e:
+        absent = str(e)
+        warnings.warn(
+            f"{absent}. The handwritten column is absent (nan): comparing jax.grad with finite differences only",
+            UserWarning,
+            stacklevel=2,
+        )
     loss_fn = L.LOSSES[loss_name(loss)]
     specs = P.parse_penalties(penalties, where="check_grads")
     d_rtol, d_fd_rtol, d_eps = _defaults(params, x)
@@ -141,7 +157,9 @@ def check_grads(
 
     def everything(p):
         # One compiled program for all three, so a check costs one compilation.
-        _, hw = backprop(model, p, state, x, y, loss, where=where, penalties=penalties, key=key, train=train)
+        hw = None
+        if absent is None:
+            _, hw = backprop(model, p, state, x, y, loss, where=where, penalties=penalties, key=key, train=train)
         flat = jax.tree_util.tree_leaves(p)
         fds = [
             None if idx is None else _central_differences(objective, flat, treedef, j, idx, eps)
@@ -152,7 +170,7 @@ def check_grads(
 
     value, reference, handwritten, fds = jax.jit(everything)(params)
     ref_leaves = jax.tree_util.tree_leaves(reference)
-    hw_leaves = jax.tree_util.tree_leaves(handwritten)
+    hw_leaves = jax.tree_util.tree_leaves(handwritten) if absent is None else [None] * len(ref_leaves)
     dtype = jnp.result_type(*[jnp.asarray(r).dtype for r in ref_leaves]) if ref_leaves else jnp.float32
     largest = max([float(np.max(np.abs(np.asarray(r, np.float64)), initial=0.0)) for r in ref_leaves] + [0.0])
     floor = float(jnp.finfo(dtype).eps) ** (1 / 3) * largest
@@ -160,7 +178,7 @@ def check_grads(
     fd_noise = 10 * float(jnp.finfo(dtype).eps) * abs(float(value)) / eps
     report = {}
     for j, (path, leaf, ref, hw) in enumerate(zip(paths, leaves, ref_leaves, hw_leaves)):
-        hw_err = relative_error(hw, ref, floor)
+        hw_err = float("nan") if hw is None else relative_error(hw, ref, floor)
         fd_err = float("nan")
         if chosen[j] is not None:
             fd = np.asarray(fds[j], np.float64)

@@ -3,20 +3,26 @@
 from jaxnet.nn import activations, initializers, losses
 from jaxnet.nn.activation_layers import (
     Elu,
+    Gelu,
     Identity,
     LeakyRelu,
     LogSoftmax,
     PRelu,
     Relu,
     Sigmoid,
+    Silu,
     Softmax,
+    Softplus,
     Step,
     Tanh,
     activation_layer,
 )
+from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
+from jaxnet.nn.embedding import Embedding
+from jaxnet.nn.layer_norm import LayerNorm, RMSNorm
 from jaxnet.nn.losses import (
     accuracy,
     binary_accuracy,
@@ -29,6 +35,7 @@ from jaxnet.nn.losses import (
     squared_error,
 )
 from jaxnet.nn.normalization import BatchNorm
+from jaxnet.nn.summary import ModelSummary, SummaryRow, summary, tree_summary
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
@@ -37,16 +44,28 @@ __all__ = [
     "Dense",
     "Dropout",
     "Elu",
+    "Embedding",
+    "FanInConcat",
+    "FanInSum",
+    "FanOut",
     "Flatten",
+    "Gelu",
     "Identity",
+    "LayerNorm",
     "LeakyRelu",
     "LogSoftmax",
     "LogisticRegression",
+    "ModelSummary",
     "PRelu",
+    "RMSNorm",
     "Relu",
+    "Reshape",
     "Sigmoid",
+    "Silu",
     "Softmax",
+    "Softplus",
     "Step",
+    "SummaryRow",
     "Tanh",
     "accuracy",
     "activation_layer",
@@ -61,10 +80,14 @@ __all__ = [
     "layer_keys",
     "losses",
     "mean_squared_error",
+    "parallel",
+    "residual",
     "serial",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
     "squared_error",
+    "summary",
+    "tree_summary",
     "xor_network",
     "xor_table",
 ]

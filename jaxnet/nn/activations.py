@@ -10,6 +10,8 @@ of the subdifferential, fixed here and tested:
 * ``step'(z) = 0`` everywhere (the derivative almost everywhere; none exists at 0).
 * ``elu'(0) = alpha`` (continuous when ``alpha = 1``).
 
+GELU, SiLU and Softplus are smooth, so their derivatives have no such choice.
+
 Softmax is not elementwise: :func:`softmax_vjp` and :func:`log_softmax_vjp` give the
 vector-Jacobian products that backprop needs.
 """
@@ -121,6 +123,58 @@ def identity_derivative(z):
     return jnp.ones_like(z)
 
 
+_SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi), the tanh form's constant
+_GELU_CUBIC = 0.044715
+_INV_SQRT_2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi), the standard normal density at 0
+
+
+def gelu(z, approximate=False):
+    """Gaussian error linear unit (Hendrycks & Gimpel 2016): ``z Phi(z)``.
+
+    Exact form (``approximate=False``, PyTorch's default): ``Phi(z) = erfc(-z / sqrt 2) / 2``
+    (``= (1 + erf(z / sqrt 2)) / 2``, written with ``erfc`` so that negative ``z`` keeps its digits).
+    Tanh form (``approximate=True``, PyTorch's ``approximate="tanh"`` and ``jax.nn.gelu``'s default):
+    ``z/2 (1 + tanh(u))`` with ``u = sqrt(2/pi) (z + 0.044715 z^3)``, computed as ``z sigmoid(2u)``.
+    """
+    if approximate:
+        u = _SQRT_2_OVER_PI * (z + _GELU_CUBIC * z * z * z)
+        return z * jax.nn.sigmoid(2 * u)
+    return 0.5 * z * jax.lax.erfc(-z * _INV_SQRT_2)
+
+
+def gelu_derivative(z, approximate=False):
+    """``d gelu / dz``: ``Phi(z) + z phi(z)`` (exact), with ``phi`` the standard normal density;
+    for the tanh form ``s + 2 z s (1 - s) u'`` with ``s = sigmoid(2u)`` and ``u' = sqrt(2/pi) (1 + 3 * 0.044715 z^2)``
+    (the same as ``(1 + t)/2 + z/2 (1 - t^2) u'`` with ``t = tanh(u)``)."""
+    if approximate:
+        s = jax.nn.sigmoid(2 * _SQRT_2_OVER_PI * (z + _GELU_CUBIC * z * z * z))
+        du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * z * z)
+        return s + 2 * z * s * (1 - s) * du
+    return 0.5 * jax.lax.erfc(-z * _INV_SQRT_2) + z * _INV_SQRT_2PI * jnp.exp(-0.5 * z * z)
+
+
+def silu(z):
+    """Sigmoid linear unit, also called Swish (with beta = 1): ``z sigmoid(z)``."""
+    return z * jax.nn.sigmoid(z)
+
+
+def silu_derivative(z):
+    """``d silu / dz = s (1 + z (1 - s))`` with ``s = sigmoid(z)``."""
+    s = jax.nn.sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def softplus(z):
+    """``log(1 + e^z)``, computed as ``logaddexp(z, 0)`` so that large ``|z|`` neither overflows nor loses digits."""
+    return jnp.logaddexp(z, jnp.zeros_like(z))
+
+
+def softplus_derivative(z):
+    """``d softplus / dz = sigmoid(z)``."""
+    return jax.nn.sigmoid(z)
+
+
 def softmax(z, axis=-1):
     """``exp(z_i - max z) / sum_j exp(z_j - max z)`` along ``axis``."""
     return jax.nn.softmax(z, axis=axis)
@@ -162,6 +216,9 @@ ELEMENTWISE = {
     "elu": Activation("elu", elu, elu_derivative, {"alpha": 1.0}),
     "step": Activation("step", step, step_derivative, {}),
     "identity": Activation("identity", identity, identity_derivative, {}),
+    "gelu": Activation("gelu", gelu, gelu_derivative, {"approximate": False}),
+    "silu": Activation("silu", silu, silu_derivative, {}),
+    "softplus": Activation("softplus", softplus, softplus_derivative, {}),
 }
 """Elementwise activations with fixed hyperparameters, by name."""
 

@@ -108,7 +108,7 @@ def _diagnose(layer: Layer, k: str, params, state, x) -> str | None:
     )
 
 
-def serial(*layers: Layer) -> Layer:
+def serial(*layers: Layer, name: str | None = None) -> Layer:
     """Chain layers: the output of each is the input of the next.
 
     Shapes chain through ``init``; params and state are dicts keyed by position and
@@ -116,6 +116,7 @@ def serial(*layers: Layer) -> Layer:
     ``apply``, a layer that needs randomness gets ``jax.random.fold_in(key, i)`` for its
     position ``i``, so two stochastic layers never share a key; state flows in and out
     as one dict, and ``mask`` reaches every layer (see :class:`~jaxnet.types.Layer`).
+    ``name`` is the key an enclosing combinator files this model's params under.
 
     Raises:
       ValueError: for an empty ``serial()``; at apply time, for params/state whose
@@ -129,7 +130,7 @@ def serial(*layers: Layer) -> Layer:
             hint = "; call the constructor, e.g. Relu() rather than Relu" if callable(layer) else ""
             raise TypeError(f"serial(): argument {i} must be a Layer, got {layer!r}{hint}")
     keys = layer_keys(layers)
-    name = "serial(" + ", ".join(layer.name for layer in layers) + ")"
+    scope, name = name, "serial(" + ", ".join(layer.name for layer in layers) + ")"
     short = f"serial({len(layers)} layers)"
     needs_key = any(layer.needs_key for layer in layers)
 
@@ -162,7 +163,7 @@ def serial(*layers: Layer) -> Layer:
             x = y
         return x, new_state
 
-    return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key, uses_mask=True)
+    return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key, uses_mask=True, scope=scope)
 
 
 def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask=None):
@@ -191,6 +192,8 @@ def MLP(
     b_init="zeros",
     batchnorm: bool = False,
     dropout: float = 0.0,
+    dtype=None,
+    name: str | None = None,
 ) -> Layer:
     """A multilayer perceptron: ``Dense -> activation`` for every hidden size, then a ``Dense`` output.
 
@@ -208,6 +211,9 @@ def MLP(
       w_init, b_init: initializers of every ``Dense``.
       batchnorm: put a ``BatchNorm()`` after every hidden ``Dense``, before its activation.
       dropout: if positive, put a ``Dropout(dropout)`` after every hidden activation.
+      dtype: dtype of every param (``Dense``, ``BatchNorm``, a named ``"prelu"``); default
+        float32. With ``jax_enable_x64``, ``dtype=jnp.float64`` builds a float64 model.
+      name: the key an enclosing combinator files the model's params under.
 
     With both, a hidden block is ``Dense -> BatchNorm -> activation -> Dropout``.
     """
@@ -221,18 +227,19 @@ def MLP(
         Dropout(dropout)  # fail early, naming the bad rate
     except (TypeError, ValueError) as e:
         raise type(e)(f"MLP dropout: {e}") from None
+    typed = {} if dtype is None else {"dtype": dtype}
     layers = []
     for s in sizes[:-1]:
-        layers.append(Dense(s, w_init, b_init))
+        layers.append(Dense(s, w_init, b_init, **typed))
         if batchnorm:
-            layers.append(BatchNorm())
-        layers.append(activation_layer(activation, where="MLP activation"))
+            layers.append(BatchNorm(**typed))
+        layers.append(activation_layer(activation, where="MLP activation", dtype=dtype))
         if dropout:
             layers.append(Dropout(dropout))
-    layers.append(Dense(sizes[-1], w_init, b_init))
+    layers.append(Dense(sizes[-1], w_init, b_init, **typed))
     if output_activation is not None:
-        layers.append(activation_layer(output_activation, where="MLP output_activation"))
-    return serial(*layers)
+        layers.append(activation_layer(output_activation, where="MLP output_activation", dtype=dtype))
+    return serial(*layers, name=name)
 
 
 def LogisticRegression(n_classes: int = 2, *, probabilities: bool = False, w_init="zeros") -> Layer:

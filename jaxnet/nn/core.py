@@ -129,7 +129,12 @@ def check_mask(layer: str, mask, x):
 
 
 def check_shape(name: str, shape) -> tuple:
-    """Return ``shape`` as a tuple of ints (``-1`` allowed for the batch axis) or raise."""
+    """Return ``shape`` as a tuple of ints (``-1`` allowed for the batch axis) or raise.
+
+    A tuple of shapes (the input of ``parallel`` or ``FanInSum``) is checked entry by entry.
+    """
+    if isinstance(shape, (tuple, list)) and shape and all(isinstance(s, (tuple, list)) for s in shape):
+        return tuple(check_shape(name, s) for s in shape)
     if isinstance(shape, int) or shape is None:
         raise TypeError(
             f"{name}.init: input_shape must be a tuple including the batch axis, e.g. (-1, 784), got {shape!r}"

@@ -12,7 +12,9 @@ from jaxnet.nn.core import check_size, make_layer
 from jaxnet.types import Layer
 
 
-def Dense(n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = True, dtype=jnp.float32) -> Layer:
+def Dense(
+    n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = True, dtype=jnp.float32, name: str | None = None
+) -> Layer:
     """A fully connected layer: ``y = x W + b``.
 
     This is the chapter's neuron ``f(w^T x + b)`` for ``n`` neurons at once, without
@@ -26,6 +28,7 @@ def Dense(n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = Tru
       b_init: initializer for ``b``; default zeros.
       use_bias: whether to add ``b``.
       dtype: dtype of the parameters.
+      name: the key ``serial`` files the params under (default ``dense_<position>``).
 
     Params: ``{"w": [n_in, n], "b": [n]}`` (no ``"b"`` when ``use_bias=False``).
 
@@ -39,7 +42,7 @@ def Dense(n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = Tru
         y, _ = Dense(3).apply(params, state, x, train=False)
     """
     check_size("Dense", "n", n)
-    name = f"Dense({n})"
+    scope, name = name, f"Dense({n})"
     w_init = initializers.get(w_init, where=f"{name} w_init")
     b_init = initializers.get(b_init, where=f"{name} b_init")
 
@@ -65,16 +68,16 @@ def Dense(n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = Tru
             y = y + params["b"]
         return y, state
 
-    return make_layer(name, init, apply, kind="dense", config={"n": n, "use_bias": use_bias})
+    return make_layer(name, init, apply, kind="dense", config={"n": n, "use_bias": use_bias}, scope=scope)
 
 
-def Flatten() -> Layer:
+def Flatten(*, name: str | None = None) -> Layer:
     """Flatten the feature axes into one: ``[batch, d1, d2, ...] -> [batch, d1*d2*...]``.
 
     The first axis is the batch axis and is kept. Under ``jax.vmap`` map over an axis
     in front of the batch axis (as ensembles do), so that ``apply`` still sees a batch.
     """
-    name = "Flatten()"
+    scope, name = name, "Flatten()"
 
     def init(key, input_shape):
         feat = input_shape[1:]
@@ -87,4 +90,4 @@ def Flatten() -> Layer:
             raise ValueError(f"{name} expected an input with a batch axis, got a scalar")
         return x.reshape(x.shape[:1] + (-1,)), state
 
-    return make_layer(name, init, apply, kind="flatten")
+    return make_layer(name, init, apply, kind="flatten", scope=scope)

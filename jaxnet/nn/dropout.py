@@ -40,7 +40,7 @@ def dropout_mask(key, rate: float, shape) -> jax.Array:
     return jax.random.bernoulli(key, 1.0 - rate, tuple(shape))
 
 
-def Dropout(rate: float, mode: str = "inverted") -> Layer:
+def Dropout(rate: float, mode: str = "inverted", *, name: str | None = None) -> Layer:
     """Dropout: zero each element with probability ``rate`` in training (see the module table).
 
     Needs a key when ``train=True``; inside ``serial`` it gets its own,
@@ -51,6 +51,7 @@ def Dropout(rate: float, mode: str = "inverted") -> Layer:
       rate: probability of dropping an element, in ``[0, 1]`` (not the keep probability).
       mode: ``"inverted"`` (scale by ``1/(1 - rate)`` in training) or ``"chapter"``
         (scale by ``1 - rate`` in evaluation).
+      name: the key ``serial`` files it under (default ``dropout_<position>``).
 
     Raises:
       ValueError: for ``rate`` outside ``[0, 1]`` or an unknown ``mode``; at apply time,
@@ -61,7 +62,7 @@ def Dropout(rate: float, mode: str = "inverted") -> Layer:
     rate = check_real("Dropout", "rate", rate, low=0.0, high=1.0)
     if mode not in MODES:
         raise ValueError(f"Dropout: mode must be one of {list(MODES)}, got {mode!r}")
-    name = f"Dropout({rate:g})" if mode == "inverted" else f"Dropout({rate:g}, mode='chapter')"
+    scope, name = name, f"Dropout({rate:g})" if mode == "inverted" else f"Dropout({rate:g}, mode='chapter')"
     keep = 1.0 - rate
 
     def init(key, input_shape):
@@ -87,4 +88,6 @@ def Dropout(rate: float, mode: str = "inverted") -> Layer:
         scale = 1.0 / keep if mode == "inverted" else 1.0
         return jnp.where(mask, x * jnp.asarray(scale, x.dtype), jnp.zeros((), x.dtype)), state
 
-    return make_layer(name, init, apply, kind="dropout", config={"rate": rate, "mode": mode}, needs_key=True)
+    return make_layer(
+        name, init, apply, kind="dropout", config={"rate": rate, "mode": mode}, needs_key=True, scope=scope
+    )

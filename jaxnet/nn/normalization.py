@@ -61,7 +61,13 @@ def _check_vector(name: str, what: str, tree: dict, keys: tuple, channels: int) 
 
 
 def BatchNorm(
-    momentum: float = 0.1, eps: float = 1e-5, affine: bool = True, axis: int = -1, *, dtype=jnp.float32
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    affine: bool = True,
+    axis: int = -1,
+    *,
+    dtype=jnp.float32,
+    name: str | None = None,
 ) -> Layer:
     """Batch normalization: ``y = gamma (x - mu) / sqrt(s2 + eps) + beta`` per channel.
 
@@ -75,6 +81,7 @@ def BatchNorm(
       axis: the channel axis (default last: ``[batch, features]`` and ``[N, H, W, C]``;
         ``axis=1`` for ``[N, C, H, W]``). It cannot be the batch axis.
       dtype: dtype of the params and the running statistics.
+      name: the key ``serial`` files the params and state under (default ``batchnorm_<position>``).
 
     Params: ``{"gamma": [C], "beta": [C]}`` (``{}`` when ``affine=False``).
     State: ``{"mean": [C], "var": [C]}``, starting at 0 and 1; ``init`` never looks at data.
@@ -92,7 +99,7 @@ def BatchNorm(
         raise TypeError(f"BatchNorm: axis must be an int (the channel axis), got {axis!r}")
     shown = [f"momentum={momentum:g}"] * (momentum != 0.1) + [f"eps={eps:g}"] * (eps != 1e-5)
     shown += ["affine=False"] * (not affine) + [f"axis={axis}"] * (axis != -1)
-    name = "BatchNorm(" + ", ".join(shown) + ")"
+    scope, name = name, "BatchNorm(" + ", ".join(shown) + ")"
 
     def init(key, input_shape):
         ax = _channel_axis(name, axis, len(input_shape), ".init")
@@ -148,4 +155,5 @@ def BatchNorm(
         apply,
         kind="batchnorm",
         config={"momentum": momentum, "eps": eps, "affine": affine, "axis": axis},
+        scope=scope,
     )
