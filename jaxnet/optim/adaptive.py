@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
 from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
+from jaxnet.optim.program import schedule_key, with_program_key
 from jaxnet.types import Optimizer
 
 
@@ -69,6 +70,7 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
         updates, s = tree_map_n(leaf, 2, grads, state.sum)
         return updates, state._replace(count=state.count + 1, sum=s)
 
+    with_program_key(update, "adagrad", schedule_key(lr))
     return Optimizer(init, update)
 
 
@@ -154,6 +156,7 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
             count=state.count + 1, nu=nu, mu=mu if centered else None, trace=b if use_momentum else None
         )
 
+    with_program_key(update, "rmsprop", centered, eps_in_sqrt, use_momentum, schedule_key(lr))
     return Optimizer(init, update)
 
 
@@ -226,6 +229,7 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
         )
         return updates, state._replace(count=state.count + 1, mu=mu, nu=nu, nu_max=vmax if amsgrad else None)
 
+    with_program_key(update, owner, amsgrad, wd is None, schedule_key(lr))
     return Optimizer(init, update)
 
 

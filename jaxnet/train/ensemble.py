@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.optim.hyperparams import replace_hyperparameter
+from jaxnet.optim.interop import as_optimizer
 from jaxnet.train import epoch as E
 from jaxnet.train.fit import _positive_int, _Progress, check_data, check_model_fits, pad_batches, split_validation
 from jaxnet.train.history import EarlyStopping, History
@@ -134,6 +135,7 @@ def fit_ensemble(
     where = "fit_ensemble"
     if not isinstance(model, Layer):
         raise TypeError(f"{where}: model must be a Layer (for different architectures train each and use a list)")
+    optimizer = as_optimizer(optimizer, owner=f"{where}: optimizer")
     members = _positive_int(where, "members", members)
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)

@@ -16,8 +16,10 @@ Compilation cache. The compiled programs are module-level functions jitted with 
 static, hashable :class:`EngineConfig` (the model, loss, optimizer, metric functions
 compared by identity, plus sizes and flags). A second ``fit`` with the same objects
 and shapes therefore hits jax's own (bounded) compilation cache and does not retrace;
-jaxnet keeps no cache or other mutable state of its own. Build the model and the
-optimizer once and reuse them; a fresh ``adam(1e-3)`` is a new function and compiles anew.
+jaxnet keeps no cache or other mutable state of its own. jaxnet's optimizers compare by
+program (:mod:`jaxnet.optim.program`): a fresh ``adam(3e-4)`` after ``adam(1e-3)`` reuses the
+compiled program, since the learning rate is an input; losses given by name compare by name.
+Models, metric functions and optax transforms compare by identity: build them once and reuse them.
 
 Non-finite guard. The result is as if, after every step, the loss and the new
 params/state were checked; on the first non-finite value the step's result is
@@ -38,12 +40,16 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxnet.data.batching import shuffle_batches
+from jaxnet.optim.program import ProgramRef, program_ref
 from jaxnet.train.history import EarlyStopping
 from jaxnet.train.step import eval_step_fn, train_step_fn
 
 
 class Ref:
-    """Wraps an object so that it hashes and compares by identity (for static jit arguments)."""
+    """Wraps an object so that it hashes and compares by identity (for static jit arguments).
+
+    A string (a loss or metric given by name) compares by value: the same name is the same program.
+    """
 
     __slots__ = ("obj",)
 
@@ -51,9 +57,11 @@ class Ref:
         self.obj = obj
 
     def __hash__(self):
-        return id(self.obj)
+        return hash(self.obj) if isinstance(self.obj, str) else id(self.obj)
 
     def __eq__(self, other):
+        if isinstance(self.obj, str):
+            return isinstance(other, Ref) and isinstance(other.obj, str) and other.obj == self.obj
         return isinstance(other, Ref) and other.obj is self.obj
 
     def __repr__(self):
@@ -66,7 +74,7 @@ class EngineConfig:
 
     model: Ref
     loss: Ref
-    optimizer: Ref
+    optimizer: ProgramRef  # equal for optimizers that are the same program (see jaxnet.optim.program)
     penalty: Ref
     augment: Ref
     metrics: tuple  # ((name, Ref(fn)), ...)
@@ -115,7 +123,7 @@ def make_config(
     return EngineConfig(
         Ref(model),
         Ref(loss),
-        Ref(optimizer),
+        program_ref(optimizer),
         Ref(penalty),
         Ref(augment),
         metrics,

@@ -13,6 +13,7 @@ import numpy as np
 from jaxnet.nn.losses import get_loss
 from jaxnet.train import epoch as E
 from jaxnet.train.history import EarlyStopping, History
+from jaxnet.optim.interop import as_optimizer
 from jaxnet.types import Layer, Optimizer
 
 
@@ -228,8 +229,7 @@ def fit(
     where = "fit"
     if not isinstance(model, Layer):
         raise TypeError(f"fit: model must be a Layer, got {type(model).__name__}")
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"fit: optimizer must be an Optimizer(init, update), got {type(optimizer).__name__}")
+    optimizer = as_optimizer(optimizer, owner="fit: optimizer")
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)
     epochs_per_call = _positive_int(where, "epochs_per_call", epochs_per_call)

@@ -21,6 +21,7 @@ import jax
 
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.base import apply_updates
+from jaxnet.optim.interop import as_optimizer
 from jaxnet.types import Layer, Optimizer
 
 # The augmentation key is derived from the step key by this constant, so that adding an
@@ -37,8 +38,7 @@ def _unpack(batch):
 def _check(model, optimizer):
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a Layer, got {type(model).__name__}")
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be an Optimizer(init, update), got {type(optimizer).__name__}")
+    return as_optimizer(optimizer)
 
 
 def _check_metrics(metrics) -> dict:
@@ -73,7 +73,7 @@ def train_step_fn(
     Returns:
       ``step(params, state, opt_state, batch, key) -> (params, state, opt_state, metrics)``.
     """
-    _check(model, optimizer)
+    optimizer = _check(model, optimizer)
     loss_fn = get_loss(loss)
     metrics = _check_metrics(metrics)
     if penalty is not None and not callable(penalty):
