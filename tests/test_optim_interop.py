@@ -41,8 +41,8 @@ def test_train_step_with_optax_chain_and_extra_args_transform():
     ref = O.chain(O.clip_by_global_norm(0.5), O.sgd(0.1))
     step_theirs = T.make_train_step(model, LOSS, tx, donate=False)
     step_ours = T.make_train_step(model, LOSS, ref, donate=False)
-    p1, _, _, m1 = step_theirs(params, state, tx.init(params), (x, y), None)
-    p2, _, _, m2 = step_ours(params, state, ref.init(params), (x, y), None)
+    p1, _, _, _ = step_theirs(params, state, tx.init(params), (x, y), None)
+    p2, _, _, _ = step_ours(params, state, ref.init(params), (x, y), None)
     chex.assert_trees_all_close(p1, p2, rtol=1e-6, atol=1e-7)
     assert not jnp.allclose(p1["dense_0"]["w"], params["dense_0"]["w"])  # it moved
 
@@ -104,7 +104,7 @@ def test_fit_ensemble_and_train_epoch_take_optax():
 
 @pytest.mark.parametrize("bad", [object(), 3, "adam", (lambda p: p)])
 def test_non_optimizers_are_refused_by_name(bad):
-    with pytest.raises(TypeError, match="fit: optimizer must be an optimizer with init"):
+    with pytest.raises(TypeError, match="fit: optimizer must be an Optimizer: an object with init"):
         _fit(bad)
-    with pytest.raises(TypeError, match=r"chain\(\) argument 1 must be an optimizer"):
+    with pytest.raises(TypeError, match=r"chain\(\) argument 1 must be an Optimizer"):
         O.chain(O.sgd(0.1), bad)

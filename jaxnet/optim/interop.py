@@ -45,6 +45,6 @@ def as_optimizer(obj, *, owner: str = "optimizer") -> Optimizer:
     if is_optimizer(obj):
         return Optimizer(obj.init, obj.update)
     raise TypeError(
-        f"{owner} must be an optimizer with init(params) and update(grads, state, params) (a jaxnet "
-        f"Optimizer or an optax GradientTransformation), got {type(obj).__name__}"
+        f"{owner} must be an Optimizer: an object with init(params) and update(grads, state, params) "
+        f"(a jaxnet optimizer or an optax GradientTransformation), got {type(obj).__name__}"
     )

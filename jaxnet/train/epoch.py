@@ -38,11 +38,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxnet.data.batching import shuffle_batches
 from jaxnet.optim.program import ProgramRef, program_ref
 from jaxnet.train.history import EarlyStopping
+from jaxnet.train.precision import get_policy, mixed_precision
 from jaxnet.train.step import eval_step_fn, train_step_fn
+
+DATA_AXIS = "data"  # the mesh axis a data-parallel batch is split over (as in jaxnet.train.parallel)
 
 
 class Ref:
@@ -84,6 +88,14 @@ class EngineConfig:
     weighted: bool = False
     has_val: bool = False
     early_stopping: EarlyStopping | None = None
+    precision: Any = None  # a jaxnet.train.precision.Policy: the model computes in its compute dtype
+    mesh: Any = None  # a jax.sharding.Mesh with a "data" axis: each step's batch is split over it
+
+    def model_fn(self):
+        """The model the compiled programs run: wrapped by the precision policy when there is one."""
+        if self.precision is None:
+            return self.model.obj
+        return mixed_precision(self.model.obj, self.precision)
 
     @property
     def metric_dict(self) -> dict:
@@ -91,7 +103,7 @@ class EngineConfig:
 
     def step_fn(self):
         return train_step_fn(
-            self.model.obj,
+            self.model_fn(),
             self.loss.obj,
             self.optimizer.obj,
             penalty=self.penalty.obj,
@@ -100,7 +112,7 @@ class EngineConfig:
         )
 
     def eval_fn(self):
-        return eval_step_fn(self.model.obj, self.loss.obj, metrics=self.metric_dict)
+        return eval_step_fn(self.model_fn(), self.loss.obj, metrics=self.metric_dict)
 
 
 def make_config(
@@ -117,6 +129,8 @@ def make_config(
     weighted=False,
     has_val=False,
     early_stopping=None,
+    precision=None,
+    mesh=None,
 ) -> EngineConfig:
     """Build the static :class:`EngineConfig` (metrics sorted by name so dict order does not matter)."""
     metrics = tuple(sorted((str(k), Ref(v)) for k, v in dict(metrics or {}).items()))
@@ -133,6 +147,8 @@ def make_config(
         bool(weighted),
         bool(has_val),
         early_stopping,
+        None if precision is None else get_policy(precision),
+        mesh,
     )
 
 
@@ -203,6 +219,8 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
             bi, bm = data
             xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
         batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
+        if cfg.mesh is not None:  # data parallel: each device computes on its slice of the batch
+            batch = lax.with_sharding_constraint(batch, NamedSharding(cfg.mesh, PartitionSpec(DATA_AXIS)))
         return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
 
     first = jax.tree_util.tree_map(lambda a: a[0], xs)
