@@ -35,7 +35,7 @@ def test_wrapper_computes_in_bfloat16_and_returns_float32():
 def test_policy_names_and_errors():
     assert get_policy("bf16") == Policy(jnp.float32, jnp.bfloat16, jnp.float32)
     assert get_policy("f16").compute_dtype == jnp.float16
-    with pytest.raises(ValueError, match="precision must be one of .* got 'bf17'"):
+    with pytest.raises(ValueError, match=r"precision must be one of .* got .bf17."):
         get_policy("bf17")
     with pytest.raises(TypeError, match="precision must be a name such as 'bf16' or a Policy, got 16"):
         get_policy(16)
@@ -64,7 +64,7 @@ def test_float32_accumulators_decay_where_bfloat16_ones_cannot(make):
 
 
 def test_accumulator_dtype_errors():
-    with pytest.raises(TypeError, match="adam: accumulator_dtype must be a float dtype such as jnp.float32, got int32"):
+    with pytest.raises(TypeError, match=r"adam: accumulator_dtype must be a float dtype .*, got int32"):
         O.adam(1e-3, accumulator_dtype=jnp.int32)
     with pytest.raises(TypeError, match="adagrad: accumulator_dtype must be a float dtype"):
         O.adagrad(1e-3, accumulator_dtype="bogus")
@@ -85,3 +85,15 @@ def test_bfloat16_training_reaches_float32_accuracy_on_digits():
         ]
     assert acc[None] > 0.93
     assert abs(acc["bf16"] - acc[None]) <= 0.02, acc  # the stated margin: 2 points of test accuracy
+
+
+def test_cli_precision_flag_trains_in_bfloat16(tmp_path, capsys):
+    from jaxnet import cli
+
+    out = tmp_path / "run"
+    args = ["train", "--data", "xor", "--hidden", "4", "--epochs", "2", "--batch-size", "4", "--precision", "bf16"]
+    assert cli.main([*args, "--no-plot", "--quiet", "--out", str(out)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    meta, arrays = T.read_checkpoint(out / "checkpoint.npz")
+    assert meta["config"]["cli"]["precision"] == "bf16"
+    assert all(a.dtype == np.float32 for k, a in arrays.items() if k.startswith("params/"))
