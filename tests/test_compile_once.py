@@ -88,6 +88,20 @@ def test_loss_by_name_and_fresh_optimizers_share_one_program():
     assert E.run_epochs_jit._cache_size() == before
 
 
+def test_metrics_by_name_share_one_program_and_match_the_function():
+    model = nn.MLP([8, 3])
+    kw = dict(epochs=1, batch_size=16, key=jax.random.PRNGKey(0), progress=False)
+    a = T.fit(model, LOSS, O.sgd(0.1), (X, Y), metrics={"acc": "accuracy"}, **kw)
+    before = E.run_epochs_jit._cache_size()
+    b = T.fit(model, LOSS, O.sgd(0.2), (X, Y), metrics={"acc": "".join("accuracy")}, **kw)
+    assert E.run_epochs_jit._cache_size() == before
+    c = T.fit(model, LOSS, O.sgd(0.1), (X, Y), metrics={"acc": nn.losses.accuracy}, **kw)
+    assert a.history.records[-1]["acc"] == c.history.records[-1]["acc"]
+    assert b.history.records[-1]["loss"] != a.history.records[-1]["loss"]
+    with pytest.raises(ValueError, match="metrics: unknown metric name 'acuracy'"):
+        T.fit(model, LOSS, O.sgd(0.1), (X, Y), metrics={"acc": "acuracy"}, **kw)
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20

@@ -41,8 +41,20 @@ def _check(model, optimizer):
     return as_optimizer(optimizer)
 
 
+def _metric_by_name(fn):
+    """A metric given by name: a loss name or ``"accuracy"``/``"binary_accuracy"`` (names compile once)."""
+    if not isinstance(fn, str):
+        return fn
+    from jaxnet.nn import losses
+
+    known = {**losses.LOSSES, "accuracy": losses.accuracy, "binary_accuracy": losses.binary_accuracy}
+    if fn not in known:
+        raise ValueError(f"metrics: unknown metric name {fn!r}; expected one of {sorted(known)} or a callable")
+    return known[fn]
+
+
 def _check_metrics(metrics) -> dict:
-    metrics = dict(metrics or {})
+    metrics = {name: _metric_by_name(fn) for name, fn in dict(metrics or {}).items()}
     for name, fn in metrics.items():
         if not callable(fn):
             raise TypeError(f"metrics[{name!r}] must be a callable fn(outputs, y, where), got {fn!r}")
@@ -67,8 +79,8 @@ def train_step_fn(
       penalty: ``penalty(params) -> scalar`` added to the loss (e.g. an L2 penalty).
       augment: ``augment(key, x) -> x`` applied to the batch inputs before the forward pass,
         with its own key derived from the step key.
-      metrics: names mapped to ``fn(outputs, y, where)``, evaluated on the batch's outputs
-        (computed with the parameters before the update).
+      metrics: names mapped to ``fn(outputs, y, where)`` or to a metric's name (``"accuracy"``,
+        a loss name), evaluated on the batch's outputs (computed with the parameters before the update).
 
     Returns:
       ``step(params, state, opt_state, batch, key) -> (params, state, opt_state, metrics)``.
