@@ -30,6 +30,7 @@ from jaxnet.train.parallel import (
     replicated,
     shard_batch,
 )
+from jaxnet.train.precision import Policy, mixed_precision
 from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "FitResult",
     "History",
     "NonFiniteWarning",
+    "Policy",
     "average_probabilities",
     "batch_sharding",
     "data_mesh",
@@ -56,6 +58,7 @@ __all__ = [
     "make_train_step",
     "member_probabilities",
     "member_weights",
+    "mixed_precision",
     "read_checkpoint",
     "replicate",
     "replicated",
