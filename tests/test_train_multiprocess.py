@@ -115,3 +115,21 @@ def test_cli_two_processes_train_and_write_one_checkpoint(tmp_path):
     assert sorted(os.listdir(tmp_path / "two")) == ["checkpoint.npz", "history.json"]
     acc = [float(out.split("test accuracy: ")[1].split()[0]) for _, out, _ in (runs[0], single)]
     assert acc[0] == pytest.approx(acc[1], abs=1e-4)
+
+
+def test_initialize_arguments_are_checked():
+    import jax
+
+    from jaxnet.train import distributed
+
+    jax.devices()  # JAX has started in this test process
+    with pytest.raises(ValueError, match=r"initialize: process_id must lie in \[0, 2\), got 2"):
+        distributed.initialize("127.0.0.1:1234", 2, 2)
+    with pytest.raises(ValueError, match="initialize: num_processes must be >= 1, got 0"):
+        distributed.initialize("127.0.0.1:1234", 0, 0)
+    with pytest.raises(ValueError, match=r"initialize: coordinator must be HOST:PORT, got '127\.0\.0\.1'"):
+        distributed.initialize("127.0.0.1", 2, 0)
+    with pytest.raises(ValueError, match="initialize: call it before any other JAX operation"):
+        distributed.initialize(cpu_devices=jax.local_device_count() + 3)
+    info = distributed.initialize()  # nothing asked: a single process, nothing started
+    assert info.num_processes == 1 and info.process_id == 0 and distributed.is_main_process()

@@ -83,11 +83,16 @@ def initialize(
         raise ValueError(f"initialize: process_id must lie in [0, {num_processes}), got {process_id}")
     if coordinator is not None and coordinator.rpartition(":")[2].isdigit() is False:
         raise ValueError(f"initialize: coordinator must be HOST:PORT, got {coordinator!r}")
-    if cpu_devices is not None:
-        jax.config.update("jax_num_cpu_devices", int(cpu_devices))
-    if cpu_collectives is not None:
-        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
     single = (num_processes in (None, 1)) and coordinator is None
+    try:
+        if cpu_devices is not None and not (single and _cpu_devices_already(int(cpu_devices))):
+            jax.config.update("jax_num_cpu_devices", int(cpu_devices))
+        if cpu_collectives is not None:
+            jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    except RuntimeError as e:  # JAX refuses once a computation has run
+        raise ValueError(
+            f"initialize: call it before any other JAX operation in this process (JAX has already started): {e}"
+        ) from None
     if not single:
         jax.distributed.initialize(
             coordinator_address=coordinator,
@@ -96,6 +101,17 @@ def initialize(
             local_device_ids=local_device_ids,
         )
     return process_info()
+
+
+def _cpu_devices_already(n: int) -> bool:
+    # asking again for what a started CPU backend already has is not an error
+    try:
+        from jax._src import xla_bridge
+
+        started = xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):
+        return False
+    return started and jax.default_backend() == "cpu" and jax.local_device_count() >= n
 
 
 def process_info() -> ProcessInfo:
