@@ -74,6 +74,14 @@ def test_different_options_are_different_programs():
     assert program_key(hand) is None and program_ref(hand) == program_ref(O.Optimizer(*hand))
     assert program_ref(hand) != program_ref(O.Optimizer(hand.init, lambda g, s, p=None: (g, s)))
     assert program_key(O.chain(hand, O.sgd(0.1))) is None  # an unkeyed member: the chain compares by identity
+    body = {"dense_0": True, "dense_2": False}
+    assert program_key(O.freeze(body, O.adam(1e-3))) == program_key(O.freeze(dict(body), O.adam(1e-2)))
+    assert program_key(O.freeze(body, O.adam(1e-3))) != program_key(O.freeze({"dense_0": False}, O.adam(1e-3)))
+    assert program_key(O.accumulate(O.adam(1e-3), 4)) == program_key(O.accumulate(O.adam(0.1), 4))
+    assert program_key(O.accumulate(O.adam(1e-3), 4)) != program_key(O.accumulate(O.adam(1e-3), 2))
+    labels = {"dense_0": "a", "dense_2": "b"}
+    mt = lambda lr: O.multi_transform({"a": O.sgd(lr), "b": O.adam(lr)}, labels)  # noqa: E731
+    assert program_key(mt(0.1)) == program_key(mt(0.2))
 
 
 def test_loss_by_name_and_fresh_optimizers_share_one_program():

@@ -142,3 +142,14 @@ def test_multi_transform_prefix_labels_and_errors():
         O.multi_transform({"body": O.sgd(0.1)}, {"dense_9": "body"}).init(params)
     with pytest.raises(TypeError, match="transforms must be a non-empty dict"):
         O.multi_transform({}, {"dense_0": "body"})
+
+
+def test_freeze_state_checkpoints_and_restores(tmp_path):
+    from jaxnet import train as T
+
+    params = _mlp_params()
+    opt = O.freeze({"dense_0": True, "dense_2": False}, O.adam(0.05))
+    _, state = _run(opt, params)
+    path = T.save_checkpoint(tmp_path / "ck", params=params, opt_state=state)
+    back = T.load_checkpoint(path, params=params, opt_state=opt.init(params))
+    chex.assert_trees_all_equal(back.opt_state, state)
