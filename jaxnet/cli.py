@@ -127,6 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/latest", help="output directory (default: runs/latest)")
     t.add_argument("--no-plot", action="store_true", help="skip learning_curve.png (no matplotlib needed)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--precision",
+        choices=("f32", "bf16", "f16"),
+        default="f32",
+        help="compute dtype of the model (params stay float32): f32, bf16 or f16 (default: f32)",
+    )
+    t.add_argument(
+        "--devices",
+        type=_positive(int),
+        default=None,
+        help="data-parallel over N devices per process (on the CPU, N host devices are created); the "
+        "batch size must be a multiple of all processes' devices (default: one device)",
+    )
+    t.add_argument(
+        "--num-processes", type=_positive(int), default=None, help="processes of a multi-host run (default: 1)"
+    )
+    t.add_argument("--process-id", type=int, default=None, help="this process's index in [0, --num-processes)")
+    t.add_argument(
+        "--coordinator", default=None, help="HOST:PORT of process 0's coordination service (multi-host runs)"
+    )
     e = sub.add_parser(
         "evaluate",
         help="print the test accuracy of a checkpoint written by jaxnet train",
@@ -278,7 +298,8 @@ def _settings(args) -> dict:
         "seed",
         "split_seed",
     )
-    return {k: getattr(args, k) for k in keys}
+    extra = {k: getattr(args, k) for k in ("precision", "devices", "num_processes") if getattr(args, k, None)}
+    return {**{k: getattr(args, k) for k in keys}, **extra}
 
 
 def _plot(path, histories, title):
@@ -309,12 +330,47 @@ def _plot(path, histories, title):
     plt.close(fig)
 
 
+def _start_devices(args):
+    """Start the distributed runtime and CPU devices the flags ask for (before any other JAX call); the mesh."""
+    from jaxnet.train import distributed
+
+    procs, devices = getattr(args, "num_processes", None), getattr(args, "devices", None)
+    if procs is None and devices is None:
+        return None
+    if procs is not None and procs > 1 and (args.coordinator is None or args.process_id is None):
+        raise ValueError("jaxnet train: --num-processes > 1 needs --coordinator HOST:PORT and --process-id")
+    distributed.initialize(
+        args.coordinator, procs, args.process_id, cpu_devices=devices, cpu_collectives="gloo" if procs else None
+    )
+    import jax
+
+    from jaxnet.train import data_mesh
+
+    local = jax.local_devices()
+    if devices is not None and len(local) < devices:
+        raise ValueError(f"jaxnet train: --devices {devices} asked for, this process has {len(local)}")
+    if jax.process_count() > 1:
+        return data_mesh()  # every process's devices
+    return data_mesh(local[: devices or len(local)])
+
+
+def _local(result, mesh):
+    """A fit result whose params and state are this process's arrays (global ones live on the mesh)."""
+    if mesh is None:
+        return result
+    from jaxnet.train.distributed import to_host
+
+    return result._replace(params=to_host(result.params), state=to_host(result.state))
+
+
 def train(args) -> dict:
     """Run ``jaxnet train`` for parsed ``args``; returns ``{"test_accuracy", "out", ...}``."""
+    mesh = _start_devices(args)
     import jax
 
     from jaxnet import train as T
     from jaxnet.nn import losses
+    from jaxnet.train import distributed
 
     if not args.no_plot:
         try:
@@ -341,21 +397,24 @@ def train(args) -> dict:
         validation=val_d,
         metrics=metrics,
         early_stopping=stop,
-        progress=not args.quiet,
+        progress=not args.quiet and distributed.is_main_process(),
         augment=augment,
+        precision=None if getattr(args, "precision", "f32") == "f32" else args.precision,
+        mesh=mesh,
     )
     t0 = time.perf_counter()
     if cfg["ensemble"] > 1:
-        r = T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common)
+        r = _local(T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common), mesh)
         report = T.ensemble_report((model, r.params, r.state), *test_d)
         acc, histories = report["ensemble"], r.histories
     else:
-        r = T.fit(model, LOSS, optimizer, train_d, **common)
+        r = _local(T.fit(model, LOSS, optimizer, train_d, **common), mesh)
         acc = T.evaluate(model, LOSS, r.params, r.state, test_d, metrics=metrics)["accuracy"]
         report, histories = None, [r.history]
     seconds = time.perf_counter() - t0
+    main_process = distributed.is_main_process()  # only process 0 writes files and prints
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "history.json"), "w") as f:
+    with open(os.path.join(args.out, "history.json"), "w") if main_process else open(os.devnull, "w") as f:
         json.dump(
             {
                 "settings": cfg,
@@ -367,7 +426,7 @@ def train(args) -> dict:
             f,
             indent=1,
         )
-    ckpt = T.save_checkpoint(
+    ckpt = distributed.save_checkpoint_once(
         os.path.join(args.out, "checkpoint.npz"),
         params=r.params,
         state=r.state,
@@ -377,7 +436,7 @@ def train(args) -> dict:
         history=histories[0],
         config={"cli": cfg, "test_accuracy": acc},
     )
-    if not args.no_plot:
+    if not args.no_plot and main_process:
         _plot(
             os.path.join(args.out, "learning_curve.png"),
             histories,
@@ -395,7 +454,8 @@ def train(args) -> dict:
                 f"step {h.nonfinite['step']}",
                 file=sys.stderr,
             )
-    print(f"test accuracy: {acc:.4f}  ({test_d[0].shape[0]} samples, {seconds:.1f} s)  -> {ckpt}")
+    if main_process:
+        print(f"test accuracy: {acc:.4f}  ({test_d[0].shape[0]} samples, {seconds:.1f} s)  -> {ckpt}")
     return {"test_accuracy": acc, "out": args.out, "checkpoint": ckpt, "report": report, "seconds": seconds}
 
 

@@ -15,11 +15,27 @@ import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
 from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
+from jaxnet.optim.program import schedule_key, with_program_key
 from jaxnet.types import Optimizer
 
 
-def _zeros(params):
-    return jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
+def _zeros(params, dtype=None):
+    return jax.tree_util.tree_map(lambda p: jnp.zeros(jnp.shape(p), dtype or jnp.result_type(p)), params)
+
+
+def _check_dtype(owner: str, dtype):
+    """``None`` or a floating dtype for the accumulators (e.g. float32 moments for bfloat16 params)."""
+    if dtype is None:
+        return None
+    try:
+        d = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"{owner}: accumulator_dtype must be a float dtype such as jnp.float32, got {dtype!r}"
+        ) from None
+    if not jnp.issubdtype(d, jnp.floating):
+        raise TypeError(f"{owner}: accumulator_dtype must be a float dtype such as jnp.float32, got {d.name}")
+    return d
 
 
 class AdagradState(NamedTuple):
@@ -35,11 +51,14 @@ class AdagradState(NamedTuple):
     eps = hyper_property("eps")
 
 
-def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10) -> Optimizer:
+def adagrad(
+    learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, accumulator_dtype=None
+) -> Optimizer:
     """Adagrad as ``torch.optim.Adagrad``: ``s <- s + g^2``, ``w <- w - lr/(1 + (t-1) lr_decay) g/(sqrt(s) + eps)``.
 
     The chapter writes ``lr / sqrt(s + eps)``; with PyTorch's tiny default ``eps`` the two
-    differ only where ``s`` is about ``eps``.
+    differ only where ``s`` is about ``eps``. ``accumulator_dtype`` (e.g. ``jnp.float32`` for
+    bfloat16 params) keeps ``s`` and the arithmetic in that dtype; the update is cast back.
 
     Raises:
       ValueError: for a negative or non-finite ``learning_rate``, ``lr_decay``,
@@ -49,9 +68,10 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
     decay = check_hyperparameter("adagrad", "lr_decay", lr_decay)
     acc0 = check_hyperparameter("adagrad", "initial_accumulator_value", initial_accumulator_value)
     eps_ = check_hyperparameter("adagrad", "eps", eps)
+    acc_dtype = _check_dtype("adagrad", accumulator_dtype)
 
     def init(params):
-        s = jax.tree_util.tree_map(lambda p: jnp.full(jnp.shape(p), acc0, jnp.result_type(p)), params)
+        s = jax.tree_util.tree_map(lambda p: jnp.full(jnp.shape(p), acc0, acc_dtype or jnp.result_type(p)), params)
         return AdagradState(
             jnp.zeros([], jnp.int32), s, Hyperparameters.pack(learning_rate=lr, lr_decay=decay, eps=eps_)
         )
@@ -63,12 +83,14 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
         eps = hp["eps"]
 
         def leaf(g, s):
-            s = s + g * g
-            return -cast(rate, g.dtype) * g / (jnp.sqrt(s) + cast(eps, g.dtype)), s
+            gd = g.astype(s.dtype)  # a no-op unless accumulator_dtype differs from the params'
+            s = s + gd * gd
+            return (-cast(rate, s.dtype) * gd / (jnp.sqrt(s) + cast(eps, s.dtype))).astype(g.dtype), s
 
         updates, s = tree_map_n(leaf, 2, grads, state.sum)
         return updates, state._replace(count=state.count + 1, sum=s)
 
+    with_program_key(update, "adagrad", schedule_key(lr))
     return Optimizer(init, update)
 
 
@@ -90,13 +112,17 @@ class RmspropState(NamedTuple):
     momentum = hyper_property("momentum")
 
 
-def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, eps_in_sqrt=False) -> Optimizer:
+def rmsprop(
+    learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, eps_in_sqrt=False, accumulator_dtype=None
+) -> Optimizer:
     """RMSprop as ``torch.optim.RMSprop``.
 
     ``nu <- alpha nu + (1 - alpha) g^2``; the denominator is ``d = sqrt(nu) + eps``
     (``sqrt(nu - mu^2) + eps`` when centered, with ``mu <- alpha mu + (1 - alpha) g``);
     then ``w <- w - lr g/d``, or with momentum ``b <- momentum b + g/d; w <- w - lr b``.
     ``eps_in_sqrt=True`` uses ``d = sqrt(nu + eps)``, the chapter's ``lr / sqrt(alpha_i + eps_0)``.
+    ``accumulator_dtype`` (e.g. ``jnp.float32`` for bfloat16 params) keeps ``nu``, ``mu``, the
+    momentum buffer and the arithmetic in that dtype; the update is cast back.
 
     Raises:
       ValueError: for a negative or non-finite ``learning_rate``, ``eps`` or ``momentum``, or
@@ -110,6 +136,7 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
         if not isinstance(value, bool):
             raise TypeError(f"rmsprop: {flag} must be a bool, got {value!r}")
     use_momentum = not (isinstance(mom, float) and mom == 0.0)
+    acc_dtype = _check_dtype("rmsprop", accumulator_dtype)
 
     def init(params):
         hyper = (
@@ -119,9 +146,9 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
         )
         return RmspropState(
             jnp.zeros([], jnp.int32),
-            _zeros(params),
-            _zeros(params) if centered else None,
-            _zeros(params) if use_momentum else None,
+            _zeros(params, acc_dtype),
+            _zeros(params, acc_dtype) if centered else None,
+            _zeros(params, acc_dtype) if use_momentum else None,
             hyper,
         )
 
@@ -131,7 +158,8 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
         rate = current(hp.get("learning_rate"), lr, state.count)
         alpha, eps, mom = hp["alpha"], hp["eps"], hp.get("momentum")
 
-        def leaf(g, nu, mu, b):
+        def leaf(g_in, nu, mu, b):
+            g = g_in.astype(nu.dtype)  # a no-op unless accumulator_dtype differs from the params'
             # 1 - alpha is formed in the state's precision: in bfloat16, alpha itself rounds badly.
             a, ca, e = cast(alpha, g.dtype), cast(1 - alpha, g.dtype), cast(eps, g.dtype)
             nu = a * nu + ca * g * g
@@ -144,7 +172,7 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
             if use_momentum:
                 b = cast(mom, g.dtype) * b + step
                 step = b
-            return -cast(rate, g.dtype) * step, nu, mu, b
+            return (-cast(rate, g.dtype) * step).astype(g_in.dtype), nu, mu, b
 
         none = jax.tree_util.tree_map(lambda _: None, grads)
         updates, nu, mu, b = tree_map_n(
@@ -154,6 +182,7 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
             count=state.count + 1, nu=nu, mu=mu if centered else None, trace=b if use_momentum else None
         )
 
+    with_program_key(update, "rmsprop", centered, eps_in_sqrt, use_momentum, schedule_key(lr))
     return Optimizer(init, update)
 
 
@@ -177,7 +206,7 @@ class AdamState(NamedTuple):
     weight_decay = hyper_property("weight_decay")
 
 
-def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
+def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay, accumulator_dtype=None):
     lr = check_hyperparameter(owner, "learning_rate", learning_rate, allow_schedule=True)
     b1_ = check_hyperparameter(owner, "b1", b1, high=1.0)
     b2_ = check_hyperparameter(owner, "b2", b2, high=1.0)
@@ -186,12 +215,17 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
     if not isinstance(amsgrad, bool):
         raise TypeError(f"{owner}: amsgrad must be a bool, got {amsgrad!r}")
     wd = None if weight_decay is None else check_hyperparameter(owner, "weight_decay", weight_decay)
+    acc_dtype = _check_dtype(owner, accumulator_dtype)
 
     def init(params):
         decay = {} if wd is None else {"weight_decay": wd}
         hyper = Hyperparameters.pack(learning_rate=lr, b1=b1_, b2=b2_, eps=eps_, eps_root=root, **decay)
         return AdamState(
-            jnp.zeros([], jnp.int32), _zeros(params), _zeros(params), _zeros(params) if amsgrad else None, hyper
+            jnp.zeros([], jnp.int32),
+            _zeros(params, acc_dtype),
+            _zeros(params, acc_dtype),
+            _zeros(params, acc_dtype) if amsgrad else None,
+            hyper,
         )
 
     def update(grads, state, params=None):
@@ -206,7 +240,8 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
         decay = rate * hp["weight_decay"] if wd is not None else None
         none = jax.tree_util.tree_map(lambda _: None, grads)
 
-        def leaf(g, m, v, vmax, p):
+        def leaf(g_in, m, v, vmax, p):
+            g = g_in.astype(m.dtype)  # a no-op unless accumulator_dtype differs from the params'
             # 1 - b is formed in the state's precision before the cast: in bfloat16, b2 = 0.999
             # rounds to 1, and 1 - cast(b2) would be 0 (the second moment would never grow).
             c1, c2 = cast(b1, g.dtype), cast(b2, g.dtype)
@@ -218,33 +253,47 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
             vhat = (vmax if amsgrad else v) * cast(inv_bc2, g.dtype)
             u = cast(neg_step, g.dtype) * m / (jnp.sqrt(vhat + cast(eps_root, g.dtype)) + cast(eps, g.dtype))
             if decay is not None:  # decoupled: p <- p (1 - lr wd), then the Adam step
-                u = u - cast(decay, g.dtype) * p
-            return u, m, v, vmax
+                u = u - cast(decay, g.dtype) * p.astype(g.dtype)
+            return u.astype(g_in.dtype), m, v, vmax
 
         updates, mu, nu, vmax = tree_map_n(
             leaf, 4, grads, state.mu, state.nu, state.nu_max if amsgrad else none, params if wd is not None else none
         )
         return updates, state._replace(count=state.count + 1, mu=mu, nu=nu, nu_max=vmax if amsgrad else None)
 
+    with_program_key(update, owner, amsgrad, wd is None, schedule_key(lr))
     return Optimizer(init, update)
 
 
-def adam(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False) -> Optimizer:
+def adam(
+    learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False, accumulator_dtype=None
+) -> Optimizer:
     """Adam as ``torch.optim.Adam``.
 
     ``mu <- b1 mu + (1 - b1) g``, ``nu <- b2 nu + (1 - b2) g^2`` (``b1``: first moment,
     ``b2``: second moment), ``w <- w - lr/(1 - b1^t) mu / (sqrt(nu/(1 - b2^t) + eps_root) + eps)``.
     With ``amsgrad`` the running maximum of ``nu`` replaces ``nu``. The chapter's form, with
     epsilon inside the root, is ``adam(lr, eps=0, eps_root=eps0)`` (its beta_1 is our ``b2``).
+    ``accumulator_dtype`` (e.g. ``jnp.float32`` for bfloat16 params) keeps the moments and the
+    arithmetic in that dtype; the update is cast back to the params' dtype.
 
     Raises:
       ValueError: for a negative or non-finite ``learning_rate``, ``eps`` or ``eps_root``, or
         ``b1``/``b2`` outside [0, 1).
     """
-    return _adam("adam", learning_rate, b1, b2, eps, eps_root, amsgrad, None)
+    return _adam("adam", learning_rate, b1, b2, eps, eps_root, amsgrad, None, accumulator_dtype)
 
 
-def adamw(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False, weight_decay=1e-2) -> Optimizer:
+def adamw(
+    learning_rate=0.001,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    amsgrad=False,
+    weight_decay=1e-2,
+    accumulator_dtype=None,
+) -> Optimizer:
     """AdamW as ``torch.optim.AdamW``: ``w <- w (1 - lr weight_decay)``, then the :func:`adam` step.
 
     The decay is decoupled from the gradient (it does not pass through the moments); the
@@ -253,4 +302,4 @@ def adamw(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad
     Raises:
       ValueError: as :func:`adam`, and for a negative or non-finite ``weight_decay``.
     """
-    return _adam("adamw", learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay)
+    return _adam("adamw", learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay, accumulator_dtype)

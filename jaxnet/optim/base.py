@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import jax
 
+from jaxnet.optim.interop import as_optimizer
+from jaxnet.optim.program import inner_key, with_program_key
 from jaxnet.types import Optimizer
 
 
@@ -37,13 +39,12 @@ def chain(*transforms: Optimizer) -> Optimizer:
 
     Raises:
       ValueError: when called with no transforms.
-      TypeError: when an argument is not an :class:`~jaxnet.types.Optimizer`.
+      TypeError: when an argument has no ``init``/``update`` (jaxnet optimizers and optax
+        transforms both do).
     """
     if not transforms:
         raise ValueError("chain() needs at least one transform, got none")
-    for i, t in enumerate(transforms):
-        if not isinstance(t, Optimizer):
-            raise TypeError(f"chain() argument {i} must be an Optimizer(init, update), got {type(t).__name__}")
+    transforms = tuple(as_optimizer(t, owner=f"chain() argument {i}") for i, t in enumerate(transforms))
 
     def init(params):
         return ChainState(tuple(t.init(params) for t in transforms))
@@ -56,6 +57,9 @@ def chain(*transforms: Optimizer) -> Optimizer:
             new_states.append(s)
         return updates, ChainState(tuple(new_states))
 
+    key = inner_key(*transforms)
+    if key is not None:
+        with_program_key(update, "chain", key)
     return Optimizer(init, update)
 
 

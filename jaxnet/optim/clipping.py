@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.hyperparams import cast, check_hyperparameter, init_value
+from jaxnet.optim.program import with_program_key
 from jaxnet.types import Optimizer
 
 
@@ -47,6 +48,7 @@ def clip_by_global_norm(max_norm) -> Optimizer:
         scale = jnp.where(norm > state.max_norm, state.max_norm / jnp.where(norm > 0, norm, 1.0), 1.0)
         return jax.tree_util.tree_map(lambda g: g * cast(scale, g.dtype), grads), state
 
+    with_program_key(update, "clip_by_global_norm")
     return Optimizer(init, update)
 
 
@@ -74,4 +76,5 @@ def clip_by_value(max_delta) -> Optimizer:
             lambda g: jnp.clip(g, -cast(state.max_delta, g.dtype), cast(state.max_delta, g.dtype)), grads
         ), state
 
+    with_program_key(update, "clip_by_value")
     return Optimizer(init, update)

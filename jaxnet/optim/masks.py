@@ -40,17 +40,49 @@ def path_mask(predicate: Callable) -> Callable:
     return mask
 
 
+WEIGHT_NAMES = ("w", "kernel")
+"""Leaf names of weight matrices and kernels: jaxnet's and Haiku's ``w``, Flax's (Linen and NNX) ``kernel``."""
+
+
 def weights_only(params):
-    """The mask of the leaves named ``"w"`` (Dense weights): not biases ``"b"``, nor BatchNorm's
-    ``"gamma"``/``"beta"``, nor PReLU/ELU ``"alpha"``."""
-    return path_mask(lambda path, leaf: bool(path) and path[-1] == "w")(params)
+    """The mask of the weight matrices and kernels: leaves named ``"w"`` (jaxnet, Haiku) or ``"kernel"`` (Flax).
+
+    Leaves alone biases (``"b"``, ``"bias"``), norms' scales and offsets (``"gamma"``, ``"beta"``,
+    ``"scale"``), PReLU/ELU ``"alpha"`` and embeddings: the usual target of weight decay.
+    A name matches when it is the last key of the leaf's path, or the key above a trailing
+    ``value`` (Flax NNX's ``nnx.Param`` state).
+    """
+
+    def chosen(path, leaf):
+        if path and path[-1] == "value":
+            path = path[:-1]
+        return bool(path) and path[-1] in WEIGHT_NAMES
+
+    return path_mask(chosen)(params)
 
 
-def resolve_mask(params, mask, *, owner: str, argname: str = "mask"):
+def fill_empty(prefix, tree):
+    """``prefix`` with the keys it lacks added where ``tree`` holds no leaf there (parameter-free layers).
+
+    A mask or label dict may then name only the layers with parameters: ``{"dense_0": True,
+    "dense_2": False}`` for ``{"dense_0": ..., "relu_1": {}, "dense_2": ...}``.
+    """
+    if isinstance(prefix, dict) and isinstance(tree, dict):
+        out = {k: fill_empty(v, tree[k]) if k in tree else v for k, v in prefix.items()}
+        for k, sub in tree.items():
+            if k not in out and not jax.tree_util.tree_leaves(sub):
+                out[k] = sub
+        return out
+    return prefix
+
+
+def resolve_mask(params, mask, *, owner: str, argname: str = "mask", allow_empty: bool = False):
     """Expand ``mask`` to a pytree of Python bools with exactly the params' structure.
 
     Raises:
-      ValueError: if the mask's structure is not the params' structure or a prefix of it.
+      ValueError: if the mask's structure is not the params' structure or a prefix of it, or
+        (unless ``allow_empty``) if it selects no leaf of non-empty params: a mask that
+        silently does nothing is almost always a mask written for other parameter names.
       TypeError: if a mask leaf is not a bool.
     """
     if mask is None:
@@ -64,10 +96,21 @@ def resolve_mask(params, mask, *, owner: str, argname: str = "mask"):
         return jax.tree_util.tree_map(lambda _: bool(m), sub)
 
     try:
-        return jax.tree_util.tree_map(expand, mask, params)
+        full = jax.tree_util.tree_map(expand, fill_empty(mask, params), params)
     except ValueError as e:
         raise ValueError(
             f"{owner}: {argname} does not match the params' structure (or a prefix of it): "
             f"mask {jax.tree_util.tree_structure(mask)} vs params "
             f"{jax.tree_util.tree_structure(params)} ({e})"
         ) from None
+    leaves = jax.tree_util.tree_leaves(full)
+    if leaves and not any(leaves) and not allow_empty:
+        names = sorted(
+            {"/".join(_key_name(k) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(params)}
+        )
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        raise ValueError(
+            f"{owner}: {argname} selects no parameter (params: {shown}); weights_only selects leaves named "
+            f"{' or '.join(WEIGHT_NAMES)}, path_mask(lambda path, leaf: ...) any other"
+        )
+    return full

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jaxnet.optim.hyperparams import cast, check_hyperparameter, current, init_value
 from jaxnet.optim.masks import resolve_mask
+from jaxnet.optim.program import schedule_key, static_key, with_program_key
 from jaxnet.types import Optimizer
 
 
@@ -92,4 +93,5 @@ def add_decayed_weights(weight_decay, mask=None) -> Optimizer:
         updates = jax.tree_util.tree_map(lambda g, p, m: g + cast(lam, g.dtype) * p if m else g, grads, params, full)
         return updates, state._replace(count=state.count + 1)
 
+    with_program_key(update, "add_decayed_weights", static_key(mask), schedule_key(wd))
     return Optimizer(init, update)

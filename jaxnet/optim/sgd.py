@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
 from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
+from jaxnet.optim.program import schedule_key, with_program_key
 from jaxnet.types import Optimizer
 
 
@@ -109,4 +110,5 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
         updates, trace = tree_map_n(leaf, 2, grads, state.trace)
         return updates, state._replace(count=state.count + 1, trace=trace)
 
+    with_program_key(update, "sgd", plain, undamped, nesterov, schedule_key(lr))
     return Optimizer(init, update)

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxnet.optim.hyperparams import set_hyperparameter
+from jaxnet.optim.interop import as_optimizer
+from jaxnet.optim.program import inner_key, static_key, with_program_key
 from jaxnet.types import Optimizer
 
 
@@ -46,9 +48,7 @@ def switch(first: Optimizer, second: Optimizer, at) -> Optimizer:
       TypeError: if ``first``/``second`` are not optimizers or ``at`` is neither an int nor callable.
       ValueError: if ``at`` is a negative step, or the predicate does not return a scalar.
     """
-    for name, opt in (("first", first), ("second", second)):
-        if not isinstance(opt, Optimizer):
-            raise TypeError(f"switch: {name} must be an Optimizer(init, update), got {type(opt).__name__}")
+    first, second = as_optimizer(first, owner="switch: first"), as_optimizer(second, owner="switch: second")
     if callable(at):
         predicate = at
     elif isinstance(at, bool) or not hasattr(at, "__index__"):
@@ -83,6 +83,9 @@ def switch(first: Optimizer, second: Optimizer, at) -> Optimizer:
         updates, s1, s2 = lax.cond(now, run_second, run_first, None)
         return updates, SwitchState(state.count + 1, now, s1, s2)
 
+    key = inner_key(first, second)
+    if key is not None:
+        with_program_key(update, "switch", key, step if predicate is None else static_key(predicate))
     return Optimizer(init, update)
 
 

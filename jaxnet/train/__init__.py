@@ -30,6 +30,7 @@ from jaxnet.train.parallel import (
     replicated,
     shard_batch,
 )
+from jaxnet.train.precision import Policy, mixed_precision
 from jaxnet.train.safetensors_io import load_safetensors, read_safetensors, save_safetensors
 from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
 from jaxnet.train.torch_names import from_torch_names
@@ -43,6 +44,7 @@ __all__ = [
     "FitResult",
     "History",
     "NonFiniteWarning",
+    "Policy",
     "average_probabilities",
     "batch_sharding",
     "data_mesh",
@@ -60,6 +62,7 @@ __all__ = [
     "make_train_step",
     "member_probabilities",
     "member_weights",
+    "mixed_precision",
     "read_checkpoint",
     "read_safetensors",
     "replicate",

@@ -26,9 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.optim.hyperparams import replace_hyperparameter
+from jaxnet.optim.interop import as_optimizer
 from jaxnet.train import epoch as E
+from jaxnet.train.distributed import check_mesh, replicate_global
 from jaxnet.train.fit import _positive_int, _Progress, check_data, check_model_fits, pad_batches, split_validation
 from jaxnet.train.history import EarlyStopping, History
+from jaxnet.train.precision import get_policy
 from jaxnet.types import Layer, Optimizer
 
 
@@ -121,12 +124,16 @@ def fit_ensemble(
     augment=None,
     epochs_per_call: int = 1,
     eval_batch_size: int = 1024,
+    precision=None,
+    mesh=None,
 ) -> EnsembleResult:
     """Train ``members`` copies of ``model`` as one vmapped program; see the module docstring.
 
     Arguments as in :func:`~jaxnet.train.fit.fit`, plus ``members`` (K), ``subsets``
     (``None``, ``"bootstrap"``, ``"disjoint"`` or ``[K, n]`` weights) and ``hyperparams``
     (hyperparameter name -> K values, see :func:`set_member_hyperparameter`). Each member stops early on its own.
+    ``precision`` and ``mesh`` as in ``fit``: with a mesh every member's batch is split over its
+    ``"data"`` axis (members stay whole on every device).
 
     Returns:
       An :class:`EnsembleResult` with params/state/opt_state stacked along axis 0.
@@ -134,9 +141,14 @@ def fit_ensemble(
     where = "fit_ensemble"
     if not isinstance(model, Layer):
         raise TypeError(f"{where}: model must be a Layer (for different architectures train each and use a list)")
+    optimizer = as_optimizer(optimizer, owner=f"{where}: optimizer")
     members = _positive_int(where, "members", members)
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)
+    if precision is not None:
+        precision = get_policy(precision)
+    if mesh is not None:
+        check_mesh(where, mesh, batch_size)
     x, y = check_data(where, train_data)
     val = None
     if isinstance(validation, float):
@@ -173,6 +185,8 @@ def fit_ensemble(
         weighted=subsets is not None,
         has_val=val is not None,
         early_stopping=early_stopping,
+        precision=precision,
+        mesh=mesh,
     )
     columns = ["loss"] + sorted(dict(metrics or {}))
     columns += [f"val_{c}" for c in columns] if val is not None else []
@@ -183,6 +197,8 @@ def fit_ensemble(
     )
     train_keys = jnp.stack([jax.random.fold_in(k, 2) for k in keys])
     val_b = pad_batches(*val, eval_batch_size) if val is not None else None
+    place = (lambda t: t) if mesh is None else (lambda t: replicate_global(t, mesh))  # noqa: E731
+    carry, x, y, w, val_b, train_keys = place((carry, x, y, w, val_b, train_keys))
     histories = [History() for _ in range(members)]
     bar = _Progress(progress, epochs, 0)
     done = 0
@@ -190,7 +206,7 @@ def fit_ensemble(
         for start in range(0, epochs, epochs_per_call):
             es = jnp.arange(start, start + epochs_per_call, dtype=jnp.int32)
             t0 = time.perf_counter()
-            carry, (logs, ran) = E.run_members_jit(cfg, carry, x, y, w, val_b, train_keys, es, es < epochs)
+            carry, (logs, ran) = E.run_members_jit(cfg, carry, x, y, w, val_b, train_keys, *place((es, es < epochs)))
             logs, ran = jax.device_get((logs, ran))  # [members, chunk]
             dt = (time.perf_counter() - t0) / max(int(ran.any(axis=0).sum()), 1)
             for j in range(ran.shape[1]):

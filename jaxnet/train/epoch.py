@@ -16,8 +16,10 @@ Compilation cache. The compiled programs are module-level functions jitted with 
 static, hashable :class:`EngineConfig` (the model, loss, optimizer, metric functions
 compared by identity, plus sizes and flags). A second ``fit`` with the same objects
 and shapes therefore hits jax's own (bounded) compilation cache and does not retrace;
-jaxnet keeps no cache or other mutable state of its own. Build the model and the
-optimizer once and reuse them; a fresh ``adam(1e-3)`` is a new function and compiles anew.
+jaxnet keeps no cache or other mutable state of its own. jaxnet's optimizers compare by
+program (:mod:`jaxnet.optim.program`): a fresh ``adam(3e-4)`` after ``adam(1e-3)`` reuses the
+compiled program, since the learning rate is an input; losses given by name compare by name.
+Models, metric functions and optax transforms compare by identity: build them once and reuse them.
 
 Non-finite guard. The result is as if, after every step, the loss and the new
 params/state were checked; on the first non-finite value the step's result is
@@ -36,14 +38,22 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxnet.data.batching import shuffle_batches
+from jaxnet.optim.program import ProgramRef, program_ref
 from jaxnet.train.history import EarlyStopping
+from jaxnet.train.precision import get_policy, mixed_precision
 from jaxnet.train.step import eval_step_fn, train_step_fn
+
+DATA_AXIS = "data"  # the mesh axis a data-parallel batch is split over (as in jaxnet.train.parallel)
 
 
 class Ref:
-    """Wraps an object so that it hashes and compares by identity (for static jit arguments)."""
+    """Wraps an object so that it hashes and compares by identity (for static jit arguments).
+
+    A string (a loss or metric given by name) compares by value: the same name is the same program.
+    """
 
     __slots__ = ("obj",)
 
@@ -51,9 +61,11 @@ class Ref:
         self.obj = obj
 
     def __hash__(self):
-        return id(self.obj)
+        return hash(self.obj) if isinstance(self.obj, str) else id(self.obj)
 
     def __eq__(self, other):
+        if isinstance(self.obj, str):
+            return isinstance(other, Ref) and isinstance(other.obj, str) and other.obj == self.obj
         return isinstance(other, Ref) and other.obj is self.obj
 
     def __repr__(self):
@@ -66,7 +78,7 @@ class EngineConfig:
 
     model: Ref
     loss: Ref
-    optimizer: Ref
+    optimizer: ProgramRef  # equal for optimizers that are the same program (see jaxnet.optim.program)
     penalty: Ref
     augment: Ref
     metrics: tuple  # ((name, Ref(fn)), ...)
@@ -76,6 +88,14 @@ class EngineConfig:
     weighted: bool = False
     has_val: bool = False
     early_stopping: EarlyStopping | None = None
+    precision: Any = None  # a jaxnet.train.precision.Policy: the model computes in its compute dtype
+    mesh: Any = None  # a jax.sharding.Mesh with a "data" axis: each step's batch is split over it
+
+    def model_fn(self):
+        """The model the compiled programs run: wrapped by the precision policy when there is one."""
+        if self.precision is None:
+            return self.model.obj
+        return mixed_precision(self.model.obj, self.precision)
 
     @property
     def metric_dict(self) -> dict:
@@ -83,7 +103,7 @@ class EngineConfig:
 
     def step_fn(self):
         return train_step_fn(
-            self.model.obj,
+            self.model_fn(),
             self.loss.obj,
             self.optimizer.obj,
             penalty=self.penalty.obj,
@@ -92,7 +112,7 @@ class EngineConfig:
         )
 
     def eval_fn(self):
-        return eval_step_fn(self.model.obj, self.loss.obj, metrics=self.metric_dict)
+        return eval_step_fn(self.model_fn(), self.loss.obj, metrics=self.metric_dict)
 
 
 def make_config(
@@ -109,13 +129,15 @@ def make_config(
     weighted=False,
     has_val=False,
     early_stopping=None,
+    precision=None,
+    mesh=None,
 ) -> EngineConfig:
     """Build the static :class:`EngineConfig` (metrics sorted by name so dict order does not matter)."""
     metrics = tuple(sorted((str(k), Ref(v)) for k, v in dict(metrics or {}).items()))
     return EngineConfig(
         Ref(model),
         Ref(loss),
-        Ref(optimizer),
+        program_ref(optimizer),
         Ref(penalty),
         Ref(augment),
         metrics,
@@ -125,6 +147,8 @@ def make_config(
         bool(weighted),
         bool(has_val),
         early_stopping,
+        None if precision is None else get_policy(precision),
+        mesh,
     )
 
 
@@ -195,6 +219,8 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
             bi, bm = data
             xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
         batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
+        if cfg.mesh is not None:  # data parallel: each device computes on its slice of the batch
+            batch = lax.with_sharding_constraint(batch, NamedSharding(cfg.mesh, PartitionSpec(DATA_AXIS)))
         return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
 
     first = jax.tree_util.tree_map(lambda a: a[0], xs)

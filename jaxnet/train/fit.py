@@ -11,8 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.nn.losses import get_loss
+from jaxnet.optim.interop import as_optimizer
 from jaxnet.train import epoch as E
+from jaxnet.train.distributed import check_mesh, replicate_global
 from jaxnet.train.history import EarlyStopping, History
+from jaxnet.train.precision import get_policy
 from jaxnet.types import Layer, Optimizer
 
 
@@ -186,6 +189,8 @@ def fit(
     epochs_per_call: int = 1,
     drop_last: bool = True,
     eval_batch_size: int = 1024,
+    precision=None,
+    mesh=None,
 ) -> FitResult:
     """Train ``model`` on ``train_data = (x, y)`` with mini-batch steps of ``optimizer``.
 
@@ -216,6 +221,13 @@ def fit(
       epochs_per_call: epochs per dispatch; larger values return to Python less often.
       drop_last: drop the last partial batch of each epoch (else pad and mask it).
       eval_batch_size: batch size of the validation pass.
+      precision: ``None`` (the model's own dtypes), a name (``"bf16"``, ``"f16"``, ``"f32"``) or a
+        :class:`~jaxnet.train.precision.Policy`: params stay float32, the model computes in the
+        policy's dtype (see :mod:`jaxnet.train.precision`).
+      mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (:func:`~jaxnet.train.parallel.data_mesh`):
+        data-parallel training, each step's batch split over the devices (``batch_size`` must be
+        a multiple of their number), params replicated; across processes after
+        :func:`~jaxnet.train.distributed.initialize`.
 
     Returns:
       A :class:`FitResult` ``(params, state, opt_state, history, epoch)``.
@@ -228,8 +240,7 @@ def fit(
     where = "fit"
     if not isinstance(model, Layer):
         raise TypeError(f"fit: model must be a Layer, got {type(model).__name__}")
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"fit: optimizer must be an Optimizer(init, update), got {type(optimizer).__name__}")
+    optimizer = as_optimizer(optimizer, owner="fit: optimizer")
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)
     epochs_per_call = _positive_int(where, "epochs_per_call", epochs_per_call)
@@ -238,6 +249,10 @@ def fit(
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"fit: early_stopping must be an EarlyStopping(...), got {early_stopping!r}")
     get_loss(loss)
+    if precision is not None:
+        precision = get_policy(precision)
+    if mesh is not None:
+        check_mesh(where, mesh, batch_size)
     x, y = check_data(where, train_data)
     k_init, k_split, k_train = (jax.random.fold_in(key, i) for i in range(3))
 
@@ -283,6 +298,8 @@ def fit(
         weighted=not drop_last,
         has_val=val is not None,
         early_stopping=early_stopping,
+        precision=precision,
+        mesh=mesh,
     )
     w = jnp.ones((x.shape[0],), jnp.float32)
     val_b = pad_batches(*val, eval_batch_size) if val is not None else None
@@ -290,6 +307,8 @@ def fit(
     best_value, best_epoch, wait = _resume_early_stopping(early_stopping, history)
     carry = E.initial_carry(cfg, params, state, opt_state, best_value=best_value, best_epoch=best_epoch, wait=wait)
     carry = _copy(carry)  # fresh buffers: donation must not see one buffer twice (e.g. best is params)
+    place = (lambda t: t) if mesh is None else (lambda t: replicate_global(t, mesh))  # noqa: E731
+    carry, x, y, w, val_b, k_train = place((carry, x, y, w, val_b, k_train))
 
     bar = _Progress(progress, epochs, initial_epoch)
     done = initial_epoch
@@ -297,7 +316,7 @@ def fit(
         for start in range(initial_epoch, epochs, epochs_per_call):
             es = jnp.arange(start, start + epochs_per_call, dtype=jnp.int32)
             t0 = time.perf_counter()
-            carry, (logs, ran) = E.run_epochs_jit(cfg, carry, x, y, w, val_b, k_train, es, es < epochs)
+            carry, (logs, ran) = E.run_epochs_jit(cfg, carry, x, y, w, val_b, k_train, *place((es, es < epochs)))
             logs, ran = jax.device_get((logs, ran))
             dt = (time.perf_counter() - t0) / max(int(ran.sum()), 1)
             for j in np.flatnonzero(ran):

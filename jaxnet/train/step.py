@@ -21,6 +21,7 @@ import jax
 
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.base import apply_updates
+from jaxnet.optim.interop import as_optimizer
 from jaxnet.types import Layer, Optimizer
 
 # The augmentation key is derived from the step key by this constant, so that adding an
@@ -37,12 +38,23 @@ def _unpack(batch):
 def _check(model, optimizer):
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a Layer, got {type(model).__name__}")
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be an Optimizer(init, update), got {type(optimizer).__name__}")
+    return as_optimizer(optimizer)
+
+
+def _metric_by_name(fn):
+    """A metric given by name: a loss name or ``"accuracy"``/``"binary_accuracy"`` (names compile once)."""
+    if not isinstance(fn, str):
+        return fn
+    from jaxnet.nn import losses
+
+    known = {**losses.LOSSES, "accuracy": losses.accuracy, "binary_accuracy": losses.binary_accuracy}
+    if fn not in known:
+        raise ValueError(f"metrics: unknown metric name {fn!r}; expected one of {sorted(known)} or a callable")
+    return known[fn]
 
 
 def _check_metrics(metrics) -> dict:
-    metrics = dict(metrics or {})
+    metrics = {name: _metric_by_name(fn) for name, fn in dict(metrics or {}).items()}
     for name, fn in metrics.items():
         if not callable(fn):
             raise TypeError(f"metrics[{name!r}] must be a callable fn(outputs, y, where), got {fn!r}")
@@ -67,13 +79,13 @@ def train_step_fn(
       penalty: ``penalty(params) -> scalar`` added to the loss (e.g. an L2 penalty).
       augment: ``augment(key, x) -> x`` applied to the batch inputs before the forward pass,
         with its own key derived from the step key.
-      metrics: names mapped to ``fn(outputs, y, where)``, evaluated on the batch's outputs
-        (computed with the parameters before the update).
+      metrics: names mapped to ``fn(outputs, y, where)`` or to a metric's name (``"accuracy"``,
+        a loss name), evaluated on the batch's outputs (computed with the parameters before the update).
 
     Returns:
       ``step(params, state, opt_state, batch, key) -> (params, state, opt_state, metrics)``.
     """
-    _check(model, optimizer)
+    optimizer = _check(model, optimizer)
     loss_fn = get_loss(loss)
     metrics = _check_metrics(metrics)
     if penalty is not None and not callable(penalty):
