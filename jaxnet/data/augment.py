@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
+from jaxnet.types import check_key
+
 _MODES = ("constant", "nearest", "reflect", "mirror", "wrap")
 
 
@@ -90,6 +92,7 @@ def _interp(fn: str, order, mode):
 
 
 def _sample_keys(key, n: int):
+    check_key("augment", key)
     return jax.random.split(key, n)
 
 

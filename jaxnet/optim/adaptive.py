@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
+from jaxnet.optim.checks import check_float_params, check_state, stored_names
 from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
 from jaxnet.types import Optimizer
 
@@ -50,7 +51,10 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
     acc0 = check_hyperparameter("adagrad", "initial_accumulator_value", initial_accumulator_value)
     eps_ = check_hyperparameter("adagrad", "eps", eps)
 
+    names = stored_names(learning_rate=lr, lr_decay=decay, eps=eps_)
+
     def init(params):
+        check_float_params("adagrad", params)
         s = jax.tree_util.tree_map(lambda p: jnp.full(jnp.shape(p), acc0, jnp.result_type(p)), params)
         return AdagradState(
             jnp.zeros([], jnp.int32), s, Hyperparameters.pack(learning_rate=lr, lr_decay=decay, eps=eps_)
@@ -58,6 +62,7 @@ def adagrad(learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps
 
     def update(grads, state, params=None):
         del params
+        check_state("adagrad", state, AdagradState, grads, hyper_names=names, trees={"sum": True})
         hp = state.hyper  # each value is read once here, not once per leaf
         rate = current(hp.get("learning_rate"), lr, state.count) / (1.0 + state.count * hp["lr_decay"])
         eps = hp["eps"]
@@ -110,8 +115,14 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
         if not isinstance(value, bool):
             raise TypeError(f"rmsprop: {flag} must be a bool, got {value!r}")
     use_momentum = not (isinstance(mom, float) and mom == 0.0)
+    names = (
+        stored_names(learning_rate=lr, alpha=alpha_, eps=eps_, momentum=mom)
+        if use_momentum
+        else stored_names(learning_rate=lr, alpha=alpha_, eps=eps_)
+    )
 
     def init(params):
+        check_float_params("rmsprop", params)
         hyper = (
             Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_, momentum=mom)
             if use_momentum
@@ -127,6 +138,14 @@ def rmsprop(learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=Fal
 
     def update(grads, state, params=None):
         del params
+        check_state(
+            "rmsprop",
+            state,
+            RmspropState,
+            grads,
+            hyper_names=names,
+            trees={"nu": True, "mu": centered, "trace": use_momentum},
+        )
         hp = state.hyper  # each value is read once here, not once per leaf
         rate = current(hp.get("learning_rate"), lr, state.count)
         alpha, eps, mom = hp["alpha"], hp["eps"], hp.get("momentum")
@@ -186,8 +205,11 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
     if not isinstance(amsgrad, bool):
         raise TypeError(f"{owner}: amsgrad must be a bool, got {amsgrad!r}")
     wd = None if weight_decay is None else check_hyperparameter(owner, "weight_decay", weight_decay)
+    decay_spec = {} if wd is None else {"weight_decay": wd}
+    names = stored_names(learning_rate=lr, b1=b1_, b2=b2_, eps=eps_, eps_root=root, **decay_spec)
 
     def init(params):
+        check_float_params(owner, params)
         decay = {} if wd is None else {"weight_decay": wd}
         hyper = Hyperparameters.pack(learning_rate=lr, b1=b1_, b2=b2_, eps=eps_, eps_root=root, **decay)
         return AdamState(
@@ -195,6 +217,9 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay):
         )
 
     def update(grads, state, params=None):
+        check_state(
+            owner, state, AdamState, grads, hyper_names=names, trees={"mu": True, "nu": True, "nu_max": amsgrad}
+        )
         if wd is not None and params is None:
             raise ValueError(f"{owner}: update needs params for the decoupled weight decay, got params=None")
         hp = state.hyper  # each value is read once here, not once per leaf

@@ -29,7 +29,7 @@ from jaxnet.optim.hyperparams import replace_hyperparameter
 from jaxnet.train import epoch as E
 from jaxnet.train.fit import _positive_int, _Progress, check_data, check_model_fits, pad_batches, split_validation
 from jaxnet.train.history import EarlyStopping, History
-from jaxnet.types import Layer, Optimizer
+from jaxnet.types import Layer, Optimizer, check_key
 
 
 class EnsembleResult(NamedTuple):
@@ -63,6 +63,7 @@ def member_weights(key, members: int, n: int, subsets=None) -> jax.Array:
     if subsets is None:
         return jnp.ones((members, n), jnp.float32)
     if isinstance(subsets, str):
+        check_key("member_weights", key)
         if subsets == "bootstrap":
             draws = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n))(jax.random.split(key, members))
             return jax.vmap(lambda d: jnp.bincount(d, length=n))(draws).astype(jnp.float32)

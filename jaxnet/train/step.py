@@ -5,7 +5,9 @@ A training step is one pure function::
     step(params, state, opt_state, batch, key) -> (params, state, opt_state, metrics)
 
 with ``batch = (x, y)`` or ``(x, y, where)`` (``where``: per-sample weights or a
-padding mask, passed to the loss and metrics). ``metrics`` is a dict of scalar arrays,
+padding mask, passed to the loss and metrics, and to the model as ``apply(..., mask=where)``
+so that layers whose output depends on other samples, such as BatchNorm, use the real
+samples only). ``metrics`` is a dict of scalar arrays,
 always containing ``"loss"`` (the data loss plus any penalty).
 
 ``make_train_step`` compiles it with ``params``, ``state`` and ``opt_state`` donated:
@@ -82,7 +84,7 @@ def train_step_fn(
         raise TypeError(f"augment must be a callable augment(key, x) -> x, got {augment!r}")
 
     def objective(params, state, x, y, where, key):
-        out, new_state = model.apply(params, state, x, key=key, train=True)
+        out, new_state = model.apply(params, state, x, key=key, train=True, mask=where)
         value = loss_fn(out, y, where)
         if penalty is not None:
             value = value + penalty(params)
@@ -136,7 +138,7 @@ def eval_step_fn(model: Layer, loss, *, metrics=None):
 
     def evaluate(params, state, batch):
         x, y, where = _unpack(batch)
-        out, _ = model.apply(params, state, x, train=False)
+        out, _ = model.apply(params, state, x, train=False, mask=where)
         logs = {"loss": loss_fn(out, y, where)}
         for name, fn in metrics.items():
             logs[name] = fn(out, y, where)
