@@ -45,7 +45,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxnet.nn.core import check_real, fmt_shape, make_layer
+from jaxnet.nn.core import ParamsMismatchError, check_real, fmt_shape, make_layer
 from jaxnet.types import Layer
 
 
@@ -65,11 +65,11 @@ def _check_vector(name: str, what: str, tree: dict, keys: tuple, channels: int) 
     """Params/state must be exactly ``keys``, each a vector of ``channels`` values."""
     if not isinstance(tree, dict) or set(tree) != set(keys):
         got = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
-        raise ValueError(f"{name}: {what} must have keys {list(keys)}, got {got}")
+        raise ParamsMismatchError(f"{name}: {what} must have keys {list(keys)}, got {got}")
     for k in keys:
         shape = tuple(jnp.shape(tree[k]))
         if shape != (channels,):
-            raise ValueError(
+            raise ParamsMismatchError(
                 f"{name}: {what}[{k!r}] must have shape ({channels},) for an input with {channels} channels, "
                 f"got {shape}"
             )

@@ -135,9 +135,18 @@ def fit_ensemble(
     where = "fit_ensemble"
     if not isinstance(model, Layer):
         raise TypeError(f"{where}: model must be a Layer (for different architectures train each and use a list)")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"{where}: optimizer must be an Optimizer(init, update), e.g. jaxnet.optim.adam(1e-3), got {optimizer!r}"
+        )
     members = _positive_int(where, "members", members)
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)
+    epochs_per_call = _positive_int(where, "epochs_per_call", epochs_per_call)
+    eval_batch_size = _positive_int(where, "eval_batch_size", eval_batch_size)
+    check_key(where, key)
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"{where}: early_stopping must be an EarlyStopping(...), got {early_stopping!r}")
     x, y = check_data(where, train_data)
     val = None
     if isinstance(validation, float):

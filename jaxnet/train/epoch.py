@@ -40,6 +40,7 @@ from jax import lax
 from jaxnet.data.batching import shuffle_batches
 from jaxnet.train.history import EarlyStopping
 from jaxnet.train.step import eval_step_fn, train_step_fn
+from jaxnet.types import check_key
 
 
 class Ref:
@@ -412,6 +413,7 @@ def make_train_epoch(
 
     @jax.jit
     def epoch(params, state, opt_state, data, key):
+        check_key("train epoch", key)
         x, y = data
         w = jnp.ones((x.shape[0],), jnp.float32)
         p, s, o, _, bad, logs = train_epoch(cfg, params, state, opt_state, x, y, w, key)
