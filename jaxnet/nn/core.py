@@ -108,6 +108,8 @@ def make_layer(
                 if getattr(e, "jaxnet_input_error", False) or str(e).startswith(name):
                     e.jaxnet_input_error = True
                     raise
+            except Exception:  # KeyError, IndexError...: what params of another structure cause
+                pass
             raise ParamsMismatchError(
                 f"{name}: {diff} (params or state of another model or configuration, or an input it was not built for)"
             )

@@ -78,7 +78,10 @@ def _drop_masked(where, *arrays):
     """
     if where is None:
         return arrays
-    w = jnp.asarray(where)
+    try:
+        w = jnp.asarray(where)
+    except TypeError:  # not an array of numbers: _reduce names it
+        return arrays
     out = []
     for a in arrays:
         if w.ndim <= a.ndim and a.shape[: w.ndim] == w.shape:

@@ -86,7 +86,7 @@ def check_state(owner: str, state, cls: type, grads, *, hyper_names: tuple | Non
                 f"{owner}.update: opt_state.{field} has the structure {s_def}, the gradients {g_def}: "
                 "a state of another model's params"
             )
-        for (path, g), (_, s) in zip(g_leaves, s_leaves):
+        for (path, g), (_, s) in zip(g_leaves, s_leaves, strict=True):
             if jnp.shape(g) != jnp.shape(s):
                 raise ValueError(
                     f"{owner}.update: {_path(f'opt_state.{field}', path)} has shape {tuple(jnp.shape(s))}, its "
