@@ -178,7 +178,8 @@ def softmax_cross_entropy(logits, targets, where=None):
     logits, targets = _drop_masked(where, logits, targets)
     logp = jax.nn.log_softmax(logits, axis=-1)
     # select, not multiply: 0 * log p is NaN where log p = -inf
-    per = -jnp.sum(jnp.where(targets != 0, targets * jnp.where(targets != 0, logp, 0), 0), axis=-1)
+    # 0 - sum, not -sum: a perfect prediction is +0.0, not -0.0
+    per = 0.0 - jnp.sum(jnp.where(targets != 0, targets * jnp.where(targets != 0, logp, 0), 0), axis=-1)
     return _reduce("softmax_cross_entropy", per, where)
 
 
