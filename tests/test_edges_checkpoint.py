@@ -27,7 +27,9 @@ def test_bfloat16_params_and_optimizer_state_round_trip_bit_exactly(tmp_path):
     o = opt.update(params, o, params)[1]  # moments with real values
     path = jn.save_checkpoint(tmp_path / "bf", params=params, opt_state=o, step=1)
     ck = jn.load_checkpoint(path, params=params, opt_state=o)
-    for a, b in zip(jax.tree_util.tree_leaves((params, o)), jax.tree_util.tree_leaves((ck.params, ck.opt_state))):
+    for a, b in zip(
+        jax.tree_util.tree_leaves((params, o)), jax.tree_util.tree_leaves((ck.params, ck.opt_state)), strict=True
+    ):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(
             np.atleast_1d(np.asarray(a)).view(np.uint8), np.atleast_1d(np.asarray(b)).view(np.uint8)
@@ -62,7 +64,8 @@ def test_checkpoint_without_step_is_a_checkpoint_error(tmp_path):
 
 
 def _patch_zip(path, *, flag=None, method=None):
-    data = bytearray(open(path, "rb").read())
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
     for sig, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
         i = data.find(sig)
         while i >= 0:
@@ -71,7 +74,8 @@ def _patch_zip(path, *, flag=None, method=None):
             if method is not None:
                 data[i + method_at : i + method_at + 2] = struct.pack("<H", method)
             i = data.find(sig, i + 4)
-    open(path, "wb").write(bytes(data))
+    with open(path, "wb") as f:
+        f.write(bytes(data))
 
 
 @pytest.mark.parametrize("patch", [{"method": 99}, {"flag": 1}], ids=["unsupported-compression", "encrypted"])
@@ -88,7 +92,8 @@ def test_saves_reuse_one_temporary_name_and_leave_nothing_behind(tmp_path):
         jn.save_checkpoint(target, params=P, step=i)
     assert sorted(os.listdir(tmp_path)) == ["c.npz"]
     # a stale temporary file (a killed save) is replaced by the next save, not joined by another
-    open(temporary_path(str(target)), "wb").write(b"half a file")
+    with open(temporary_path(str(target)), "wb") as f:
+        f.write(b"half a file")
     jn.save_checkpoint(target, params=P, step=9)
     assert sorted(os.listdir(tmp_path)) == ["c.npz"]
     assert jn.load_checkpoint(target, params=P).step == 9

@@ -134,7 +134,7 @@ def test_weighted_batchnorm_correction_is_kish_and_scale_invariant():
 def test_batchnorm_with_no_real_row_keeps_its_running_statistics():
     bn = jn.BatchNorm(momentum=0.5)
     _, p, s = bn.init(KEY, (-1, 2))
-    y, st_ = bn.apply(p, s, jnp.full((3, 2), jnp.nan), train=True, mask=jnp.zeros(3))
+    _, st_ = bn.apply(p, s, jnp.full((3, 2), jnp.nan), train=True, mask=jnp.zeros(3))
     np.testing.assert_array_equal(np.asarray(st_["mean"]), [0.0, 0.0])
     np.testing.assert_array_equal(np.asarray(st_["var"]), [1.0, 1.0])
 

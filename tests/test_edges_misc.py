@@ -66,7 +66,7 @@ def test_float_idx_images_are_not_divided_by_255(tmp_path):
     for split in ("train", "test"):
         _write_idx(tmp_path / idx.MNIST_FILES[f"{split}_images"], images, 0x0D)
         _write_idx(tmp_path / idx.MNIST_FILES[f"{split}_labels"], labels, 0x08)
-    (x, y), _ = jn.data.load_mnist(tmp_path)
+    (x, _), _ = jn.data.load_mnist(tmp_path)
     np.testing.assert_allclose(np.asarray(x), images, rtol=1e-7)
     uint = (images * 255).astype(np.uint8)
     for split in ("train", "test"):
