@@ -98,22 +98,20 @@ def make_layer(
                 return run()
             finally:
                 _INSIDE_CHECKED.reset(token)
-        if diff is not None:
-            try:  # an input that does not fit the layer is the first thing to say
-                jax.eval_shape(run)
-            except ParamsMismatchError:
-                pass
-            except (ValueError, TypeError) as e:
-                # the layer's own message (it starts with its name) about its input, not a raw JAX error
-                if getattr(e, "jaxnet_input_error", False) or str(e).startswith(name):
-                    e.jaxnet_input_error = True
-                    raise
-            except Exception:  # KeyError, IndexError...: what params of another structure cause
-                pass
-            raise ParamsMismatchError(
-                f"{name}: {diff} (params or state of another model or configuration, or an input it was not built for)"
-            )
-        return run()
+        try:  # an input that does not fit the layer is the first thing to say
+            jax.eval_shape(run)
+        except ParamsMismatchError:
+            pass
+        except (ValueError, TypeError) as e:
+            # the layer's own message (it starts with its name) about its input, not a raw JAX error
+            if getattr(e, "jaxnet_input_error", False) or str(e).startswith(name):
+                e.jaxnet_input_error = True
+                raise
+        except Exception:  # KeyError, IndexError...: what params of another structure cause
+            pass
+        raise ParamsMismatchError(
+            f"{name}: {diff} (params or state of another model or configuration, or an input it was not built for)"
+        )
 
     return Layer(
         init=checked_init,
