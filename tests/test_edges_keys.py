@@ -125,14 +125,14 @@ def test_step_with_inputs_sharing_one_array_runs():
 
 
 def test_step_with_set_hyperparameter_sharing_one_array_runs():
-    model, opt, p, s = _setup()
-    value = jnp.asarray(0.05)
-    o = jn.optim.set_hyperparameter(opt.init(p), "learning_rate", value)
-    params = {"w": p["w"], "b": p["b"]}
-    params_tied = {"w": params["w"], "b": params["b"]}
-    step = jn.make_train_step(model, LOSS, opt)
-    out = step(params_tied, s, o, (X, Y), None)
-    assert bool(jnp.isfinite(out[3]["loss"]))
+    model = jn.Dense(2)
+    _, p, s = model.init(jax.random.PRNGKey(0), (-1, 3))
+    opt = jn.optim.chain(jn.optim.clip_by_value(1.0), jn.optim.clip_by_value(2.0), jn.sgd(0.1))
+    o = jn.optim.set_hyperparameter(opt.init(p), "max_delta", jnp.asarray(0.5, jnp.float32))
+    assert o.states[0].max_delta is o.states[1].max_delta  # two fields, one array object
+    ref = jn.make_train_step(model, LOSS, opt, donate=False)(p, s, o, (X, Y), None)
+    got = jn.make_train_step(model, LOSS, opt)(jax.tree_util.tree_map(jnp.copy, p), s, o, (X, Y), None)
+    jax.tree_util.tree_map(np.testing.assert_allclose, got[0], ref[0])
 
 
 def test_calling_a_step_with_consumed_arrays_says_they_were_donated():
