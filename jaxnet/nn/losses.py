@@ -229,7 +229,12 @@ def softmax_cross_entropy_with_integer_labels(logits, labels, where=None):
 
 
 def accuracy(logits, labels, where=None):
-    """Fraction of samples whose arg-max class equals the label (integer or one-hot labels)."""
+    """Fraction of samples whose arg-max class equals the label (integer or one-hot labels).
+
+    Raises:
+      ValueError: for fewer than 2 classes, or a concrete integer label outside ``[0, classes)``
+        (under ``jit`` that sample's hit is NaN, see the module docstring).
+    """
     logits = _outputs("accuracy", logits)
     labels = _check_real_array("accuracy", "labels", labels)
     if logits.shape[-1:] == (1,) or logits.ndim < 1:
