@@ -97,7 +97,8 @@ def BatchNorm(
     Raises:
       ValueError/TypeError: for ``momentum`` outside ``[0, 1]``, ``eps <= 0``, a non-bool
         ``affine`` or non-int ``axis``; at init, for an unknown channel size; in training,
-        for a batch with a single value per channel (its variance is undefined).
+        for a batch with a single value per channel (its variance is undefined), or a mask
+        that covers the channel axis.
     """
     momentum = check_real("BatchNorm", "momentum", momentum, low=0.0, high=1.0)
     eps = check_real("BatchNorm", "eps", eps, low=0.0, low_open=True)

@@ -246,6 +246,8 @@ def fit(
       A :class:`FitResult` ``(params, state, opt_state, history, epoch)``.
 
     Raises:
+      TypeError: for a ``key`` that is not one ``jax.random`` key (legacy or typed), or a
+        ``history`` that is neither a History nor its dict.
       ValueError/TypeError: for mismatched x/y lengths, labels outside the model's classes,
         a batch larger than the training set, a model whose outputs do not fit the loss,
         ``epochs <= 0``, an unknown early-stopping monitor.
