@@ -359,6 +359,16 @@ add("split-length-mismatch", lambda: D.train_test_split(KEY, X, Y[:3]), ValueErr
 add("circle-key", lambda: D.circle(jnp.ones(2), 10), TypeError, r"circle: key must .*dtype float32")
 add("blobs-key-batch", lambda: D.blobs(jax.random.split(KEY, 2), 10), TypeError, r"blobs: key must be one key")
 add("rotate-key-None", lambda: D.augment.rotate(None, jnp.ones((2, 4, 4))), TypeError, r"augment: key must")
+add("pipeline-key-int", lambda: D.pipeline(D.augment.rotate)(3, jnp.ones((2, 4, 4))), TypeError,
+    r"pipeline: key must .*got the int 3")  # fmt: skip
+add("make-augment-key-None", lambda: D.make_augment(rotation=0.1)(None, jnp.ones((2, 4, 4))), TypeError,
+    r"augment: key must")  # fmt: skip
+add("initializer-key-None", lambda: jn.nn.initializers.get("he_normal")(None, (2, 3)), TypeError,
+    r"variance_scaling: key must")  # fmt: skip
+add("initializer-key-batch", lambda: jn.nn.initializers.normal(0.1)(jax.random.split(KEY, 2), (2, 3)), TypeError,
+    r"normal: key must be one key")  # fmt: skip
+add("initializer-key-float", lambda: jn.nn.initializers.uniform(0.1)(jnp.ones(2), (2, 3)), TypeError,
+    r"uniform: key must .*dtype float32")  # fmt: skip
 
 
 @pytest.mark.parametrize("thunk, exc, words", C)

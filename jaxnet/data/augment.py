@@ -285,6 +285,7 @@ def pipeline(*transforms):
             raise TypeError(f"pipeline: transform {i} must be callable as t(key, images), got {t!r}")
 
     def augment(key, images):
+        check_key("pipeline", key)
         keys = jax.random.split(key, len(transforms))
         for k, t in zip(keys, transforms):
             images = t(k, images)
