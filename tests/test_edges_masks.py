@@ -144,7 +144,7 @@ def test_batchnorm_with_no_real_row_keeps_its_running_statistics():
 MODEL = jn.serial(jn.Dense(3), jn.BatchNorm(momentum=0.3), jn.Relu(), jn.Dense(2))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     n=st.integers(3, 8),
     seed=st.integers(0, 2**16),
