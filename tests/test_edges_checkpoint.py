@@ -153,7 +153,6 @@ def test_fit_result_says_which_epoch_each_part_is_from():
     assert plain.params_epoch == plain.opt_state_epoch == 2 and plain.consistent
 
 
-@pytest.mark.slow
 def test_fit_resumes_from_a_checkpoint_history_dict(tmp_path):
     x, y = jn.data.circle(jax.random.PRNGKey(1), 100)
     model, opt = jn.MLP([8, 2]), jn.sgd(0.1)
