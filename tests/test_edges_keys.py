@@ -142,3 +142,14 @@ def test_calling_a_step_with_consumed_arrays_says_they_were_donated():
     step(p, s, o, (X, Y), None)
     with pytest.raises(ValueError, match=r"was donated to an earlier call.*rebind.*donate=False"):
         step(p, s, o, (X, Y), None)
+
+
+def test_parallel_step_with_consumed_arrays_says_they_were_donated():
+    from jaxnet.train import make_parallel_train_step
+
+    model, opt, p, s = _setup()
+    o = opt.init(p)
+    step = make_parallel_train_step(model, LOSS, opt)
+    step(p, s, o, (X, Y), None)
+    with pytest.raises(ValueError, match=r"parallel train step: an input array was donated to an earlier call"):
+        step(p, s, o, (X, Y), None)
