@@ -39,7 +39,40 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return v
 
+    parse.__name__ = kind.__name__  # argparse's message: "argument --lr: invalid float value: 'x'"
+
     return parse
+
+
+def _number(text: str, flag: str, kind=float):
+    """``kind(text)`` for a value inside a flag's argument, or a ``ValueError`` naming the flag."""
+    try:
+        v = kind(text)
+    except ValueError:
+        raise ValueError(f"{flag}: expected a {kind.__name__} number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{flag}: expected a finite number, got {text!r}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+_non_negative_int.__name__ = "int"
+
+
+def _seed(text: str) -> int:
+    v = int(text)
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**32), got {text}")
+    return v
+
+
+_seed.__name__ = "int"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--patience",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="early stopping on val_loss after this many epochs without improvement, restoring the best epoch; 0 disables (default: 0)",
     )
@@ -120,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--samples", type=_positive(int), default=2000, help="points to generate for circle and spirals (default: 2000)"
     )
-    t.add_argument("--seed", type=int, default=0, help="seed of the init, shuffles and dropout (default: 0)")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of the init, shuffles and dropout (default: 0)")
     t.add_argument(
-        "--split-seed", type=int, default=0, help="seed of the test/validation split and generated data (default: 0)"
+        "--split-seed", type=_seed, default=0, help="seed of the test/validation split and generated data (default: 0)"
     )
     t.add_argument("--out", default="runs/latest", help="output directory (default: runs/latest)")
     t.add_argument("--no-plot", action="store_true", help="skip learning_curve.png (no matplotlib needed)")
@@ -222,12 +255,14 @@ def build_optimizer(cfg: dict, steps_per_epoch: int):
     elif kind == "cosine":
         rate = O.cosine_decay(lr, total)
     elif kind == "exponential":
-        factor = float(arg or 0.95)  # per epoch; the schedule counts steps: k = -ln(factor) / steps
+        factor = _number(
+            arg or "0.95", "--schedule exponential:RATE"
+        )  # per epoch; the schedule counts steps: k = -ln(factor) / steps
         if not 0 < factor <= 1:
             raise ValueError(f"jaxnet train: --schedule exponential:RATE needs 0 < RATE <= 1, got {arg!r}")
         rate = O.exponential_decay(lr, -math.log(factor) / steps_per_epoch)
     elif kind == "warmup-cosine":
-        warm = int(float(arg or 1) * steps_per_epoch)
+        warm = int(_number(arg or "1", "--schedule warmup-cosine:EPOCHS") * steps_per_epoch)
         rate = O.warmup_cosine_decay(lr, warm, total)
     else:
         raise ValueError(
@@ -264,7 +299,7 @@ def build_augment(cfg: dict, info: dict):
             raise ValueError(
                 f"jaxnet train: --augment items are rotation:R, zoom:F, shear:S, stretch:F, noise:EPS; got {part!r}"
             )
-        kw[k] = float(v)
+        kw[k] = _number(v, f"--augment {k}")
     warp, stats, shape = D.make_augment(**kw), info["stats"], info["image_shape"]
 
     def augment(key, x):
@@ -380,6 +415,13 @@ def train(args) -> dict:
                 "jaxnet train: the learning curve needs matplotlib: pip install 'jaxnet[examples]' (or pass --no-plot)"
             ) from e
     cfg = _settings(args)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"jaxnet train: --out must be a directory, got the file {args.out!r}")
+    if cfg["patience"] > 0 and not cfg["val"] > 0:
+        raise ValueError(
+            f"jaxnet train: --patience {cfg['patience']} needs validation data to watch, but --val is "
+            f"{cfg['val']}; give --val 0.1 (say) or --patience 0"
+        )
     if not 0.0 <= cfg["dropout"] < 1.0:
         raise ValueError(f"jaxnet train: --dropout must lie in [0, 1), got {cfg['dropout']}")
     train_d, val_d, test_d, info = load_data(cfg)
@@ -497,7 +539,10 @@ def main(argv=None) -> int:
         else:
             evaluate(args.checkpoint)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
-        print(f"jaxnet {args.command}: error: {e}", file=sys.stderr)
+        prefix = f"jaxnet {args.command}: "
+        msg = str(e)
+        msg = msg[len(prefix) :] if msg.startswith(prefix) else msg  # no "jaxnet train: error: jaxnet train:"
+        print(f"{prefix}error: {msg}", file=sys.stderr)
         return 2
     return 0
 

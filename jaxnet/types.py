@@ -72,3 +72,42 @@ class Optimizer(NamedTuple):
 
     init: Callable
     update: Callable
+
+
+def check_key(where: str, key, name: str = "key"):
+    """Check a ``jax.random`` key and return it unchanged.
+
+    Both kinds work: a typed key (``jax.random.key(0)``, any implementation: dtype
+    ``key<impl>``, shape ``()``) and a legacy raw key (``jax.random.PRNGKey(0)``: a
+    ``uint32`` vector, ``(2,)`` for the default threefry implementation, ``(4,)`` for rbg).
+    Traced keys are checked by dtype and shape only.
+
+    Raises:
+      TypeError: for ``None``, a Python number, a non-key dtype (a float array), a batch of
+        keys or a key of the wrong shape, naming ``where`` and the argument.
+    """
+    hint = "a jax.random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0)"
+    if key is None:
+        raise TypeError(f"{where}: {name} must be {hint}, got None")
+    if isinstance(key, (bool, int, float)):
+        raise TypeError(
+            f"{where}: {name} must be {hint}, got the {type(key).__name__} {key!r}; wrap it: jax.random.key({key!r})"
+        )
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is None or shape is None:
+        raise TypeError(f"{where}: {name} must be {hint}, got {type(key).__name__}")
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if tuple(shape) != ():
+            raise TypeError(
+                f"{where}: {name} must be one key, got a batch of keys of shape {tuple(shape)}; pick one (keys[0])"
+            )
+        return key
+    if str(dtype) != "uint32":
+        raise TypeError(f"{where}: {name} must be {hint}, got an array of dtype {dtype}")
+    if len(shape) != 1 or shape[0] not in (2, 4):
+        what = "a batch of raw keys" if len(shape) == 2 and shape[-1] in (2, 4) else "a raw key"
+        raise TypeError(
+            f"{where}: {name} must be one key (a uint32 vector of shape (2,), or a typed key), got {what} of "
+            f"shape {tuple(shape)}"
+        )
+    return key

@@ -68,8 +68,10 @@ def test_round_trip_keeps_values_dtypes_structure(setup, tmp_path):
 def test_typed_keys_are_stored_as_raw_data(setup, tmp_path):
     _, params, state, _, _ = setup
     path = save_checkpoint(tmp_path / "k.npz", params=params, key=jax.random.key(3))
+    back = load_checkpoint(path, params=params).key  # a typed key loads back typed (issue 13)
+    assert back.dtype == jax.random.key(3).dtype
     np.testing.assert_array_equal(
-        np.asarray(load_checkpoint(path, params=params).key), np.asarray(jax.random.key_data(jax.random.key(3)))
+        np.asarray(jax.random.key_data(back)), np.asarray(jax.random.key_data(jax.random.key(3)))
     )
 
 

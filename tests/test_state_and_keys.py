@@ -172,7 +172,7 @@ def test_state_from_another_model_names_the_mismatched_path():
         jax.jit(lambda p, s: big.apply(p, s, x, train=True))(params, small_state)
     # Params of a BatchNorm without gamma and beta.
     _, plain_params, _ = jn.serial(jn.Dense(64), BatchNorm(affine=False), jn.Relu(), jn.Dense(2)).init(KEY, (-1, 3))
-    with pytest.raises(ValueError, match=r"params\['batchnorm_1'\]: expected keys \['beta', 'gamma'\], got \[\]"):
+    with pytest.raises(ValueError, match=r"params\['batchnorm_1'\]\['beta'\] is missing"):
         big.apply(plain_params, state, x, train=False)
     # Inside a nested serial the path starts at the outer model.
     outer = jn.serial(jn.Dense(3), big)

@@ -58,20 +58,20 @@ class Rule(NamedTuple):
     backward: Callable
 
 
-def _apply(layer, params, state, x, key, train):
-    y, new_state = layer.apply(params, state, x, key=key, train=train)
+def _apply(layer, params, state, x, key, train, mask=None):
+    y, new_state = layer.apply(params, state, x, key=key, train=train, mask=mask)
     return y, new_state
 
 
 # --- serial -----------------------------------------------------------------------------
 
 
-def _serial_forward(layer, params, state, x, key, train):
+def _serial_forward(layer, params, state, x, key, train, mask=None):
     keys = layer_keys(layer.layers)
     saved, new_state = [], {}
     for i, (k, sub) in enumerate(zip(keys, layer.layers)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and sub.needs_key) else None
-        x, new_state[k], s = _forward(sub, params[k], state[k], x, sub_key, train)
+        x, new_state[k], s = _forward(sub, params[k], state[k], x, sub_key, train, mask)
         saved.append(s)
     return x, new_state, saved
 
@@ -87,8 +87,8 @@ def _serial_backward(layer, params, saved, g):
 # --- dense and flatten ------------------------------------------------------------------
 
 
-def _keep_input(layer, params, state, x, key, train):
-    y, new_state = _apply(layer, params, state, x, key, train)
+def _keep_input(layer, params, state, x, key, train, mask=None):
+    y, new_state = _apply(layer, params, state, x, key, train, mask)
     return y, new_state, x
 
 
@@ -128,8 +128,8 @@ def _learned_alpha_backward(derivative, alpha_derivative):
     return backward
 
 
-def _softmax_forward(layer, params, state, x, key, train):
-    y, new_state = _apply(layer, params, state, x, key, train)
+def _softmax_forward(layer, params, state, x, key, train, mask=None):
+    y, new_state = _apply(layer, params, state, x, key, train, mask)
     return y, new_state, y
 
 
@@ -151,19 +151,27 @@ def _bn_axes(layer, x):
     return reduce, bshape
 
 
-def _bn_forward(layer, params, state, x, key, train):
-    y, new_state = _apply(layer, params, state, x, key, train)
-    return y, new_state, (x, state, train)
+def _bn_forward(layer, params, state, x, key, train, mask=None):
+    y, new_state = _apply(layer, params, state, x, key, train, mask)
+    return y, new_state, (x, state, train, mask)
 
 
 def _bn_backward(layer, params, saved, g):
-    x, state, train = saved
+    x, state, train, mask = saved
     eps = layer.config["eps"]
     reduce, bshape = _bn_axes(layer, x)
     gamma = params["gamma"].astype(g.dtype).reshape(bshape) if "gamma" in params else 1.0
+    # W: each value's weight (1 without a mask; the mask's weights broadcast over the other axes)
+    if mask is None:
+        w = jnp.ones_like(x)
+    else:
+        w = jnp.asarray(mask).astype(x.dtype)
+        w = jnp.broadcast_to(w.reshape(w.shape + (1,) * (x.ndim - w.ndim)), x.shape)
+    total = jnp.sum(w, axis=reduce, keepdims=True)
+    total = jnp.where(total > 0, total, 1)
     if train:
-        mean = jnp.mean(x, axis=reduce, keepdims=True)
-        var = jnp.mean((x - mean) ** 2, axis=reduce, keepdims=True)
+        mean = jnp.sum(w * x, axis=reduce, keepdims=True) / total
+        var = jnp.sum(w * (x - mean) ** 2, axis=reduce, keepdims=True) / total
     else:
         mean = state["mean"].astype(x.dtype).reshape(bshape)
         var = state["var"].astype(x.dtype).reshape(bshape)
@@ -177,15 +185,20 @@ def _bn_backward(layer, params, saved, g):
     dxhat = g * gamma
     if not train:  # running statistics are constants
         return dxhat * inv_std, grads
-    # The batch statistics depend on every sample: dx = (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) / std.
+    # The batch statistics depend on every real sample, weighted by W (S = sum W):
+    # dx_i = (dxhat_i - (W_i/S) sum_j dxhat_j - (W_i/S) xhat_i sum_j dxhat_j xhat_j) / std;
+    # without a mask the sums over S are the means of the unweighted rule.
+    c = w / total
     dx = inv_std * (
-        dxhat - jnp.mean(dxhat, axis=reduce, keepdims=True) - xhat * jnp.mean(dxhat * xhat, axis=reduce, keepdims=True)
+        dxhat
+        - c * jnp.sum(dxhat, axis=reduce, keepdims=True)
+        - c * xhat * jnp.sum(dxhat * xhat, axis=reduce, keepdims=True)
     )
     return dx, grads
 
 
-def _dropout_forward(layer, params, state, x, key, train):
-    y, new_state = _apply(layer, params, state, x, key, train)
+def _dropout_forward(layer, params, state, x, key, train, mask=None):
+    y, new_state = _apply(layer, params, state, x, key, train, mask)
     rate, mode = layer.config["rate"], layer.config["mode"]
     if train:
         if rate == 0:
@@ -222,8 +235,8 @@ RULES: dict[str, Rule] = {
 """Hand-written forward/backward rules by layer kind."""
 
 
-def _forward(layer, params, state, x, key, train):
-    return RULES[layer.kind].forward(layer, params, state, x, key, train)
+def _forward(layer, params, state, x, key, train, mask=None):
+    return RULES[layer.kind].forward(layer, params, state, x, key, train, mask)
 
 
 def _backward(layer, params, saved, g):
@@ -261,14 +274,15 @@ def check_supported(model: Layer, *, where: str = "backprop") -> None:
 
 
 def _sample_weights(per_sample_shape, where, dtype):
-    """``c_i`` with ``L = sum_i c_i l_i``: ``1/n``, or ``where_i / max(sum where, 1)``."""
+    """``c_i`` with ``L = sum_i c_i l_i``: ``1/n``, or ``where_i / sum where`` (0 when every weight is 0)."""
     if where is None:
         n = 1
         for s in per_sample_shape:
             n *= s
         return jnp.full(per_sample_shape, 1.0 / n, dtype)
     w = jnp.asarray(where).astype(dtype)
-    return w / jnp.maximum(jnp.sum(w), 1)
+    total = jnp.sum(w)
+    return w / jnp.where(total > 0, total, 1)  # all weights 0: the loss is 0, and so is its gradient
 
 
 def _expand(c, ndim):
@@ -348,7 +362,18 @@ def loss_name(loss) -> str:
 
 
 def backprop(
-    model: Layer, params, state, x, y, loss, *, where=None, penalties: Sequence = (), key=None, train: bool = True
+    model: Layer,
+    params,
+    state,
+    x,
+    y,
+    loss,
+    *,
+    where=None,
+    penalties: Sequence = (),
+    key=None,
+    train: bool = True,
+    mask=None,
 ):
     """The loss and its gradient with respect to ``params``, by the handwritten chain rule.
 
@@ -369,6 +394,9 @@ def backprop(
       key: PRNG key for stochastic layers (Dropout) in training mode; ``serial`` gives layer
         ``i`` the key ``fold_in(key, i)``, exactly as ``model.apply`` does.
       train: the mode the model runs in (batch statistics and dropout when ``True``).
+      mask: the sample mask ``[batch]`` given to the model (``model.apply(..., mask=mask)``):
+        BatchNorm takes its batch statistics from the real samples only. The training step
+        passes its ``where`` here; pass the same array as ``where`` to match it.
 
     Returns:
       ``(loss_value, grads)`` with ``grads`` shaped like ``params``.
@@ -379,7 +407,7 @@ def backprop(
     check_supported(model)
     name = loss_name(loss)
     specs = P.parse_penalties(penalties, where="backprop")
-    out, _, saved = _forward(model, params, state, x, key, train)
+    out, _, saved = _forward(model, params, state, x, key, train, mask)
     value = L.LOSSES[name](out, y, where)
     g = loss_gradient(name, out, y, where)
     _, grads = _backward(model, params, saved, g)

@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
+from jaxnet.types import check_key
+
 _MODES = ("constant", "nearest", "reflect", "mirror", "wrap")
 
 
@@ -90,6 +92,7 @@ def _interp(fn: str, order, mode):
 
 
 def _sample_keys(key, n: int):
+    check_key("augment", key)
     return jax.random.split(key, n)
 
 
@@ -282,6 +285,7 @@ def pipeline(*transforms):
             raise TypeError(f"pipeline: transform {i} must be callable as t(key, images), got {t!r}")
 
     def augment(key, images):
+        check_key("pipeline", key)
         keys = jax.random.split(key, len(transforms))
         for k, t in zip(keys, transforms):
             images = t(k, images)

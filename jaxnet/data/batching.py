@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxnet.types import check_key
+
 # Positions take the low bits of a packed 32-bit sort key; at least this many random bits must remain.
 _MIN_RANDOM_BITS = 12
 
@@ -43,6 +45,7 @@ def permutation(key, n: int):
     ``n`` is a static Python int. The same key gives the same permutation, bit for bit; it is
     not the permutation ``jax.random.permutation`` gives for that key.
     """
+    check_key("permutation", key)
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"permutation: n must be a positive Python int, got {n!r}")
     b = max(1, (n - 1).bit_length())  # bits of a position
@@ -97,6 +100,7 @@ def shuffle_batches(key, n: int, batch_size: int, *, drop_last: bool = True):
     Raises:
       ValueError: for ``batch_size <= 0`` or ``batch_size > n`` with ``drop_last=True``.
     """
+    check_key("shuffle_batches", key)
     steps = num_steps(n, batch_size, drop_last=drop_last)
     perm = permutation(key, n)
     total = steps * batch_size

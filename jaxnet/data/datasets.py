@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxnet.types import check_key
+
 
 def xor(dtype=jnp.float32):
     """The four XOR points and their labels: ``x`` of shape [4, 2], ``y`` of shape [4] (int32).
@@ -31,6 +33,7 @@ def circle(key, n: int, *, radius_range=(3.0, 8.0), extent: float = 3.5, dtype=j
     Raises:
       ValueError: if ``n`` is not a positive integer or the range is inverted.
     """
+    check_key("circle", key)
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
         raise ValueError(f"circle: n must be a positive integer, got {n!r}")
     lo, hi = radius_range
@@ -72,6 +75,7 @@ def spirals(key, n: int, *, n_classes: int = 2, turns: float = 1.5, noise: float
     Raises:
       ValueError: for ``n < 1``, ``n_classes < 2``, ``turns <= 0`` or ``noise < 0``.
     """
+    check_key("spirals", key)
     _check_n("spirals", n)
     if not isinstance(n_classes, int) or n_classes < 2:
         raise ValueError(f"spirals: n_classes must be an int >= 2, got {n_classes!r}")
@@ -106,6 +110,7 @@ def blobs(key, n: int, centers=3, *, std=1.0, n_features: int = 2, box=(-10.0, 1
     Raises:
       ValueError: for ``n < 1``, a bad ``centers``, a negative ``std`` or an inverted ``box``.
     """
+    check_key("blobs", key)
     _check_n("blobs", n)
     k_centers, k_points = jax.random.split(key)
     if isinstance(centers, int) and not isinstance(centers, bool):

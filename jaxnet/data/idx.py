@@ -9,6 +9,7 @@ A path ending in ``.gz`` is read and written through gzip. Nothing is downloaded
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 
@@ -56,7 +57,7 @@ def parse_idx(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
         raise ValueError(f"IDX file {name}: truncated header, {ndim} dimensions need {header} bytes, got {len(data)}")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = _CODES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: a fixed-width product of large sizes would wrap
     body = len(data) - header
     if body < expected:
         raise ValueError(
@@ -125,7 +126,8 @@ def _find(directory: str, stem: str) -> str:
 def load_mnist(directory, *, flatten: bool = False, dtype=np.float32):
     """Load MNIST from the four standard IDX files in ``directory`` (plain or ``.gz``).
 
-    Pixels are scaled from 0..255 to ``[0, 1]``.
+    Integer pixels (uint8 0..255) are scaled to ``[0, 1]``; images stored as floats are
+    returned as stored (not divided by 255).
 
     Args:
       directory: folder holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
@@ -157,7 +159,10 @@ def load_mnist(directory, *, flatten: bool = False, dtype=np.float32):
                 f"load_mnist: {labels_path} holds {labels.shape[0]} labels but {images_path} "
                 f"holds {images.shape[0]} images"
             )
-        x = images.astype(np.float64) / 255.0
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"load_mnist: {labels_path} should hold integer labels, got dtype {labels.dtype}")
+        # only integer pixels (0..255) are scaled; float images are taken as they are stored
+        x = images.astype(np.float64) / 255.0 if np.issubdtype(images.dtype, np.integer) else images.astype(np.float64)
         if flatten:
             x = x.reshape(x.shape[0], -1)
         out.append((jnp.asarray(x, dtype=dtype), jnp.asarray(labels, dtype=jnp.int32)))

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.types import check_key
+
 
 def _share(total: int, weights: np.ndarray) -> np.ndarray:
     """Integers ``c_k <= weights_k`` summing to ``total``, proportional to ``weights`` (largest remainders)."""
@@ -63,6 +65,7 @@ def split_indices(key, y, *, sizes, stratify: bool = True, fn: str = "split_indi
     Returns:
       a list of int32 NumPy index arrays, ``len(sizes) + 1`` of them, each in random order.
     """
+    check_key("split_indices", key)
     y = np.asarray(y)
     n = y.shape[0]
     perm = np.asarray(jax.random.permutation(key, n))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import jax
 
 from jaxnet.nn.activation_layers import activation_layer
-from jaxnet.nn.core import check_size, make_layer
+from jaxnet.nn.core import ParamsMismatchError, check_size, make_layer
 from jaxnet.nn.dense import Dense
 from jaxnet.nn.dropout import Dropout
 from jaxnet.nn.normalization import BatchNorm
@@ -152,7 +152,11 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
             sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
             try:
                 y, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
+            except ParamsMismatchError:
+                raise  # make_layer's check on this serial names the full path
             except (ValueError, TypeError, KeyError) as e:
+                if getattr(e, "jaxnet_input_error", False):
+                    raise  # the layer's own message says its input does not fit: that comes first
                 mismatch = _diagnose(layer, k, params[k], state[k], x)
                 if mismatch is None:
                     raise

@@ -3,14 +3,16 @@ arguments, and validating shapes and sizes with messages that name the layer."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
-from jaxnet.types import Layer
+from jaxnet.types import Layer, check_key
 
 _REQUIRED = object()
 
@@ -37,6 +39,12 @@ def make_layer(
     (BatchNorm, attention, recurrences, combinators that pass it on) declares
     ``uses_mask=True``; every other layer never sees the mask.
 
+    It also rejects a complex input, and checks ``params`` and ``state`` against what
+    ``init`` builds for this input (by abstract evaluation, at trace time): params of
+    another configuration raise :class:`ParamsMismatchError` naming the first differing
+    path (``params['dense_1']['w']: expected shape (8, 3), got (8, 5)``), unless the
+    input itself does not fit the layer, whose own message then comes first.
+
     Args:
       name: the display name used in error messages, e.g. ``"Dense(128)"``.
       scope: the user's ``name=``, the key combinators file params and state under
@@ -46,7 +54,17 @@ def make_layer(
 
     @functools.wraps(init)
     def checked_init(key, input_shape):
+        check_key(f"{name}.init", key)
         return init(key, check_shape(name, input_shape))
+
+    # What init builds depends only on the input shape: its abstract evaluation (a few ms of
+    # tracing) is remembered per layer for the last few shapes, so an eager apply stays cheap.
+    @functools.lru_cache(maxsize=8)
+    def expected_shapes(feature_shape: tuple):
+        try:
+            return jax.eval_shape(lambda k: init(k, (-1, *feature_shape))[1:], _ABSTRACT_KEY)
+        except Exception:  # init rejects this input: not a params question
+            return None
 
     @functools.wraps(apply)
     def checked_apply(params, state, x, *, key=None, train=_REQUIRED, mask=None):
@@ -62,9 +80,38 @@ def make_layer(
             )
         if mask is not None:
             mask = check_mask(name, mask, x)
-        if uses_mask:
-            return apply(params, state, x, key=key, train=train, mask=mask)
-        return apply(params, state, x, key=key, train=train)
+        if key is not None:
+            check_key(f"{name}.apply", key)
+        check_input_dtype(name, x)
+
+        def run():
+            if uses_mask:
+                return apply(params, state, x, key=key, train=train, mask=mask)
+            return apply(params, state, x, key=key, train=train)
+
+        if _INSIDE_CHECKED.get():  # an enclosing layer already checked these params as a whole
+            return run()
+        diff = params_difference(expected_shapes, params, state, x)
+        if diff is None:
+            token = _INSIDE_CHECKED.set(True)
+            try:
+                return run()
+            finally:
+                _INSIDE_CHECKED.reset(token)
+        try:  # an input that does not fit the layer is the first thing to say
+            jax.eval_shape(run)
+        except ParamsMismatchError:
+            pass
+        except (ValueError, TypeError) as e:
+            # the layer's own message (it starts with its name) about its input, not a raw JAX error
+            if getattr(e, "jaxnet_input_error", False) or str(e).startswith(name):
+                e.jaxnet_input_error = True
+                raise
+        except Exception:  # KeyError, IndexError...: what params of another structure cause
+            pass
+        raise ParamsMismatchError(
+            f"{name}: {diff} (params or state of another model or configuration, or an input it was not built for)"
+        )
 
     return Layer(
         init=checked_init,
@@ -76,6 +123,82 @@ def make_layer(
         needs_key=needs_key,
         scope=scope,
     )
+
+
+class ParamsMismatchError(ValueError):
+    """A layer was given params or state whose structure or shapes are not the ones its ``init`` builds."""
+
+
+# Set while a layer runs whose params and state passed the check as a whole, so that its
+# sublayers do not check their parts again. It is call-scoped (reset on return), never a setting.
+_INSIDE_CHECKED = contextvars.ContextVar("jaxnet_params_checked", default=False)
+
+# init only needs a key's shape and dtype for abstract evaluation
+_ABSTRACT_KEY = jax.ShapeDtypeStruct((2,), jnp.uint32)
+
+
+def _keystr(prefix: str, path) -> str:
+    return prefix + "".join(
+        f"[{p.key!r}]" if hasattr(p, "key") else f"[{p.idx}]" if hasattr(p, "idx") else f".{getattr(p, 'name', p)}"
+        for p in path
+    )
+
+
+def _tree_difference(prefix: str, expected, got) -> str | None:
+    """The first path where ``got`` differs from ``expected`` (structure or shape), as a message; else None."""
+    exp = dict(
+        (_keystr(prefix, p), leaf)
+        for p, leaf in jax.tree_util.tree_flatten_with_path(expected, is_leaf=lambda v: v is None)[0]
+    )
+    try:
+        got_leaves = jax.tree_util.tree_flatten_with_path(got, is_leaf=lambda v: v is None)[0]
+    except Exception:  # an object that is no pytree at all
+        return f"{prefix} must be a pytree like {jax.tree_util.tree_structure(expected)}, got {type(got).__name__}"
+    have = dict((_keystr(prefix, p), leaf) for p, leaf in got_leaves)
+    for path in exp:
+        if path not in have:
+            return f"{path} is missing (got {prefix} with {sorted(have) or 'no leaves'})"
+    found = []
+    for path, leaf in have.items():
+        if path not in exp:
+            return f"{path} is not a parameter of this layer (expected {sorted(exp) or 'no leaves'})"
+        e = exp[path]
+        if e is None or leaf is None:
+            if (e is None) != (leaf is None):
+                found.append(f"{path}: expected {'None' if e is None else 'an array'}, got {type(leaf).__name__}")
+            continue
+        shape = tuple(leaf.shape) if hasattr(leaf, "shape") else tuple(jnp.shape(leaf))
+        if shape != tuple(e.shape):
+            found.append(f"{path}: expected shape {tuple(e.shape)}, got {shape}")
+    return "; ".join(found[:4]) if found else None
+
+
+def params_difference(expected_shapes: Callable, params, state, x) -> str | None:
+    """Where ``params``/``state`` differ from what init builds for an input like ``x``, or ``None``.
+
+    ``expected_shapes(feature_shape)`` gives init's ``(params, state)`` shapes, or ``None``
+    when init rejects that input (the layer's own apply then says what is wrong with it).
+    """
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) < 1:
+        return None
+    try:
+        expected = expected_shapes(tuple(int(d) for d in shape[1:]))
+    except TypeError:  # a shape that is not plain ints
+        return None
+    if expected is None:
+        return None
+    p_shapes, s_shapes = expected
+    return _tree_difference("params", p_shapes, params) or _tree_difference("state", s_shapes, state)
+
+
+def check_input_dtype(layer: str, x) -> None:
+    """Reject a complex (or non-numeric) input with a ``TypeError`` naming the layer."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{layer}.apply: the input must be real, got complex dtype {dtype}")
 
 
 def check_scope(layer: str, scope) -> str | None:

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.nn.core import check_real, make_layer
-from jaxnet.types import Layer
+from jaxnet.types import Layer, check_key
 
 MODES = ("inverted", "chapter")
 
@@ -36,6 +36,7 @@ def dropout_mask(key, rate: float, shape) -> jax.Array:
     Raises:
       ValueError: for ``rate`` outside ``[0, 1]``.
     """
+    check_key("dropout_mask", key)
     rate = check_real("dropout_mask", "rate", rate, low=0.0, high=1.0)
     return jax.random.bernoulli(key, 1.0 - rate, tuple(shape))
 

@@ -40,6 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.types import check_key
+
 Initializer = Callable[..., jax.Array]
 
 
@@ -98,6 +100,7 @@ def normal(stddev: float = 0.01) -> Initializer:
         raise ValueError(f"normal: stddev must be finite and >= 0, got {stddev!r}")
 
     def init(key, shape, dtype=jnp.float32):
+        check_key("normal", key)
         return stddev * jax.random.normal(key, _check_shape("normal", shape), dtype)
 
     return init
@@ -110,6 +113,7 @@ def uniform(limit: float = 0.05) -> Initializer:
         raise ValueError(f"uniform: limit must be finite and >= 0, got {limit!r}")
 
     def init(key, shape, dtype=jnp.float32):
+        check_key("uniform", key)
         return jax.random.uniform(key, _check_shape("uniform", shape), dtype, -limit, limit)
 
     return init
@@ -130,6 +134,7 @@ def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
         raise ValueError(f"variance_scaling: scale must be > 0, got {scale!r}")
 
     def init(key, shape, dtype=jnp.float32):
+        check_key("variance_scaling", key)
         shape = _check_shape("variance_scaling", shape)
         fan_in, fan_out = fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]

@@ -14,6 +14,21 @@ spatial axes for ``[N, H, W, C]``)::
 Evaluation: ``y = gamma (x - mean) / sqrt(var + eps) + beta``, with the state unchanged,
 so a sample's output does not depend on the rest of its batch.
 
+With a mask (``apply(..., mask=w)``, ``w`` of shape ``[batch]`` or ``[batch, time]``: which
+samples or tokens are real, or their weights ``>= 0``) every statistic is taken over the real
+values only, each value ``x_i`` weighted by its ``w_i``::
+
+    S     = sum_i w_i,   mu = (1/S) sum_i w_i x_i,   s2 = (1/S) sum_i w_i (x_i - mu)^2
+    var  <- (1 - momentum) var + momentum s2 S^2 / (S^2 - sum_i w_i^2)
+
+The correction ``S^2 / (S^2 - sum w^2)`` is ``n_eff / (n_eff - 1)`` with Kish's effective
+count ``n_eff = S^2 / sum w^2``: for a 0/1 mask it is ``m/(m - 1)`` over the ``m`` real values
+(exactly the unmasked rule on the batch without the padded rows), and like the weighted loss
+it does not change when every weight is scaled. Padded rows are normalised with the real
+rows' statistics (their outputs are finite and ignored by a masked loss). A batch with no
+real value leaves the running statistics unchanged; one with a single real value (``n_eff
+<= 1``) updates the running mean but not the running variance, which it cannot estimate.
+
 The momentum convention is PyTorch's: ``momentum`` is the weight of the *new* batch.
 Flax's ``BatchNorm(momentum=...)`` is the weight of the *old* running value, so
 ``flax_momentum = 1 - torch_momentum`` (Flax's default 0.99 is PyTorch's 0.01). The
@@ -30,7 +45,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxnet.nn.core import check_real, fmt_shape, make_layer
+from jaxnet.nn.core import ParamsMismatchError, check_real, fmt_shape, make_layer
 from jaxnet.types import Layer
 
 
@@ -50,11 +65,11 @@ def _check_vector(name: str, what: str, tree: dict, keys: tuple, channels: int) 
     """Params/state must be exactly ``keys``, each a vector of ``channels`` values."""
     if not isinstance(tree, dict) or set(tree) != set(keys):
         got = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
-        raise ValueError(f"{name}: {what} must have keys {list(keys)}, got {got}")
+        raise ParamsMismatchError(f"{name}: {what} must have keys {list(keys)}, got {got}")
     for k in keys:
         shape = tuple(jnp.shape(tree[k]))
         if shape != (channels,):
-            raise ValueError(
+            raise ParamsMismatchError(
                 f"{name}: {what}[{k!r}] must have shape ({channels},) for an input with {channels} channels, "
                 f"got {shape}"
             )
@@ -89,7 +104,8 @@ def BatchNorm(
     Raises:
       ValueError/TypeError: for ``momentum`` outside ``[0, 1]``, ``eps <= 0``, a non-bool
         ``affine`` or non-int ``axis``; at init, for an unknown channel size; in training,
-        for a batch with a single value per channel (its variance is undefined).
+        for a batch with a single value per channel (its variance is undefined), or a mask
+        that covers the channel axis.
     """
     momentum = check_real("BatchNorm", "momentum", momentum, low=0.0, high=1.0)
     eps = check_real("BatchNorm", "eps", eps, low=0.0, low_open=True)
@@ -110,7 +126,7 @@ def BatchNorm(
         state = {"mean": jnp.zeros((channels,), dtype), "var": jnp.ones((channels,), dtype)}
         return input_shape, params, state
 
-    def apply(params, state, x, *, key, train):
+    def apply(params, state, x, *, key, train, mask=None):
         x = jnp.asarray(x)
         ax = _channel_axis(name, axis, x.ndim, "")
         channels = x.shape[ax]
@@ -122,7 +138,9 @@ def BatchNorm(
         ctype = jnp.promote_types(x.dtype, jnp.float32)
         xc = x.astype(ctype)
 
-        if train:
+        if train and mask is not None:
+            mu, s2, new_state = _masked_statistics(name, state, xc, mask, ax, reduce, bshape, momentum)
+        elif train:
             m = math.prod(x.shape[i] for i in reduce)
             if m < 2:
                 raise ValueError(
@@ -156,4 +174,33 @@ def BatchNorm(
         kind="batchnorm",
         config={"momentum": momentum, "eps": eps, "affine": affine, "axis": axis},
         scope=scope,
+        uses_mask=True,
     )
+
+
+def _masked_statistics(name, state, xc, mask, ax, reduce, bshape, momentum):
+    """Weighted batch statistics over the real values and the running statistics they give (module docstring)."""
+    if mask.ndim > ax:
+        raise ValueError(
+            f"{name}: a mask of shape {tuple(mask.shape)} covers the channel axis {ax} of an input of shape "
+            f"{tuple(xc.shape)}; give a [batch] mask"
+        )
+    w = jnp.asarray(mask).astype(xc.dtype)
+    w = jnp.broadcast_to(w.reshape(w.shape + (1,) * (xc.ndim - w.ndim)), xc.shape)
+    total = jnp.sum(w, axis=reduce)  # S per channel
+    some = total > 0
+    safe = jnp.where(some, total, 1)
+    # select, not multiply: a padded row holding inf or NaN must not reach the statistics
+    real = w > 0
+    mu = jnp.sum(w * jnp.where(real, xc, 0), axis=reduce) / safe
+    dev = jnp.where(real, xc - mu.reshape(bshape), 0)
+    s2 = jnp.sum(w * jnp.square(dev), axis=reduce) / safe
+    sq = jnp.sum(jnp.square(w), axis=reduce)
+    denom = jnp.square(total) - sq  # S^2 - sum w^2 > 0 iff more than one real value
+    has_var = denom > 0
+    unbiased = s2 * jnp.square(total) / jnp.where(has_var, denom, 1)
+    mu_sg, var_sg = jax.lax.stop_gradient(mu), jax.lax.stop_gradient(unbiased)
+    new_mean = jnp.where(some, (1 - momentum) * state["mean"] + momentum * mu_sg, state["mean"])
+    new_var = jnp.where(has_var, (1 - momentum) * state["var"] + momentum * var_sg, state["var"])
+    new_state = {"mean": new_mean.astype(state["mean"].dtype), "var": new_var.astype(state["var"].dtype)}
+    return mu, s2, new_state

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
+from jaxnet.optim.checks import check_float_params, check_state, stored_names
 from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
 from jaxnet.optim.program import schedule_key, with_program_key
 from jaxnet.types import Optimizer
@@ -70,7 +71,10 @@ def adagrad(
     eps_ = check_hyperparameter("adagrad", "eps", eps)
     acc_dtype = _check_dtype("adagrad", accumulator_dtype)
 
+    names = stored_names(learning_rate=lr, lr_decay=decay, eps=eps_)
+
     def init(params):
+        check_float_params("adagrad", params)
         s = jax.tree_util.tree_map(lambda p: jnp.full(jnp.shape(p), acc0, acc_dtype or jnp.result_type(p)), params)
         return AdagradState(
             jnp.zeros([], jnp.int32), s, Hyperparameters.pack(learning_rate=lr, lr_decay=decay, eps=eps_)
@@ -78,6 +82,7 @@ def adagrad(
 
     def update(grads, state, params=None):
         del params
+        check_state("adagrad", state, AdagradState, grads, hyper_names=names, trees={"sum": True})
         hp = state.hyper  # each value is read once here, not once per leaf
         rate = current(hp.get("learning_rate"), lr, state.count) / (1.0 + state.count * hp["lr_decay"])
         eps = hp["eps"]
@@ -137,8 +142,14 @@ def rmsprop(
             raise TypeError(f"rmsprop: {flag} must be a bool, got {value!r}")
     use_momentum = not (isinstance(mom, float) and mom == 0.0)
     acc_dtype = _check_dtype("rmsprop", accumulator_dtype)
+    names = (
+        stored_names(learning_rate=lr, alpha=alpha_, eps=eps_, momentum=mom)
+        if use_momentum
+        else stored_names(learning_rate=lr, alpha=alpha_, eps=eps_)
+    )
 
     def init(params):
+        check_float_params("rmsprop", params)
         hyper = (
             Hyperparameters.pack(learning_rate=lr, alpha=alpha_, eps=eps_, momentum=mom)
             if use_momentum
@@ -154,6 +165,14 @@ def rmsprop(
 
     def update(grads, state, params=None):
         del params
+        check_state(
+            "rmsprop",
+            state,
+            RmspropState,
+            grads,
+            hyper_names=names,
+            trees={"nu": True, "mu": centered, "trace": use_momentum},
+        )
         hp = state.hyper  # each value is read once here, not once per leaf
         rate = current(hp.get("learning_rate"), lr, state.count)
         alpha, eps, mom = hp["alpha"], hp["eps"], hp.get("momentum")
@@ -216,8 +235,11 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay, ac
         raise TypeError(f"{owner}: amsgrad must be a bool, got {amsgrad!r}")
     wd = None if weight_decay is None else check_hyperparameter(owner, "weight_decay", weight_decay)
     acc_dtype = _check_dtype(owner, accumulator_dtype)
+    decay_spec = {} if wd is None else {"weight_decay": wd}
+    names = stored_names(learning_rate=lr, b1=b1_, b2=b2_, eps=eps_, eps_root=root, **decay_spec)
 
     def init(params):
+        check_float_params(owner, params)
         decay = {} if wd is None else {"weight_decay": wd}
         hyper = Hyperparameters.pack(learning_rate=lr, b1=b1_, b2=b2_, eps=eps_, eps_root=root, **decay)
         return AdamState(
@@ -229,6 +251,9 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay, ac
         )
 
     def update(grads, state, params=None):
+        check_state(
+            owner, state, AdamState, grads, hyper_names=names, trees={"mu": True, "nu": True, "nu_max": amsgrad}
+        )
         if wd is not None and params is None:
             raise ValueError(f"{owner}: update needs params for the decoupled weight decay, got params=None")
         hp = state.hyper  # each value is read once here, not once per leaf

@@ -50,6 +50,12 @@ def chain(*transforms: Optimizer) -> Optimizer:
         return ChainState(tuple(t.init(params) for t in transforms))
 
     def update(grads, state, params=None):
+        if not isinstance(state, ChainState) or len(state.states) != len(transforms):
+            got = f"{len(state.states)} states" if isinstance(state, ChainState) else type(state).__name__
+            raise TypeError(
+                f"chain.update: expected the ChainState of {len(transforms)} transforms that chain's init(params) "
+                f"returns, got {got}"
+            )
         new_states = []
         updates = grads
         for t, s in zip(transforms, state.states):

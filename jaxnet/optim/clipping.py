@@ -7,6 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnet.optim.checks import check_state
 from jaxnet.optim.hyperparams import cast, check_hyperparameter, init_value
 from jaxnet.optim.program import with_program_key
 from jaxnet.types import Optimizer
@@ -43,6 +44,7 @@ def clip_by_global_norm(max_norm) -> Optimizer:
 
     def update(grads, state, params=None):
         del params
+        check_state("clip_by_global_norm", state, ClipByGlobalNormState, grads, trees={})
         norm = global_norm(grads)
         # where, not a division, so that a zero gradient (norm 0) stays exactly zero.
         scale = jnp.where(norm > state.max_norm, state.max_norm / jnp.where(norm > 0, norm, 1.0), 1.0)
@@ -72,6 +74,7 @@ def clip_by_value(max_delta) -> Optimizer:
 
     def update(grads, state, params=None):
         del params
+        check_state("clip_by_value", state, ClipByValueState, grads, trees={})
         return jax.tree_util.tree_map(
             lambda g: jnp.clip(g, -cast(state.max_delta, g.dtype), cast(state.max_delta, g.dtype)), grads
         ), state

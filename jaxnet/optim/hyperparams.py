@@ -36,11 +36,18 @@ def _is_tracer(value) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
-def check_schedule(owner: str, name: str, schedule) -> Schedule:
-    """Check that ``schedule(step)`` returns a scalar (by tracing it once, without running it).
+# The steps at which a schedule given as a hyperparameter is evaluated at construction.
+_PROBE_STEPS = (0, 1, 2, 10, 100, 1000, 10_000, 100_000)
+
+
+def check_schedule(owner: str, name: str, schedule, *, low=None) -> Schedule:
+    """Check that ``schedule(step)`` returns a scalar (by tracing it once), and, with ``low``,
+    that its value at a few steps (0, 1, 2, 10, ... 100000) is finite and ``>= low``, as a
+    plain value would have to be.
 
     Raises:
-      ValueError: if the schedule's value is not a scalar.
+      ValueError: if the schedule's value is not a scalar, or is non-finite or below ``low``
+        at a probed step (naming the step and the value).
     """
     try:
         out = jax.eval_shape(schedule, jax.ShapeDtypeStruct((), jnp.int32))
@@ -50,6 +57,16 @@ def check_schedule(owner: str, name: str, schedule) -> Schedule:
     if len(leaves) != 1 or leaves[0].shape != ():
         shapes = [leaf.shape for leaf in leaves]
         raise ValueError(f"{owner}: the schedule given as {name} must return a scalar, got shape(s) {shapes}")
+    if low is not None:
+        for step in _PROBE_STEPS:
+            try:
+                v = float(schedule(jnp.asarray(step, jnp.int32)))
+            except Exception:  # a schedule that only traces (e.g. reads a traced value): checked by its shape only
+                break
+            if not math.isfinite(v) or v < low:
+                raise ValueError(
+                    f"{owner}: the schedule given as {name} must give finite values >= {low}, got {v!r} at step {step}"
+                )
     return schedule
 
 
@@ -66,7 +83,7 @@ def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, hi
     if callable(value) and not hasattr(value, "shape"):
         if not allow_schedule:
             raise TypeError(f"{owner}: {name} must be a number, got the callable {value!r}")
-        return check_schedule(owner, name, value)
+        return check_schedule(owner, name, value, low=low)
     if _is_tracer(value):
         if np.shape(value) != ():
             raise ValueError(f"{owner}: {name} must be a scalar, got shape {np.shape(value)}")

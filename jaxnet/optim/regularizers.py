@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnet.optim.checks import check_state
 from jaxnet.optim.hyperparams import cast, check_hyperparameter, current, init_value
 from jaxnet.optim.masks import resolve_mask
 from jaxnet.optim.program import schedule_key, static_key, with_program_key
@@ -86,6 +87,7 @@ def add_decayed_weights(weight_decay, mask=None) -> Optimizer:
         return AddDecayedWeightsState(jnp.zeros([], jnp.int32), init_value(wd))
 
     def update(grads, state, params=None):
+        check_state("add_decayed_weights", state, AddDecayedWeightsState, grads, trees={})
         if params is None:
             raise ValueError("add_decayed_weights: update needs params (the weights to decay), got params=None")
         full = resolve_mask(params, mask, owner="add_decayed_weights")

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
+from jaxnet.optim.checks import check_float_params, check_state, stored_names
 from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
 from jaxnet.optim.program import schedule_key, with_program_key
 from jaxnet.types import Optimizer
@@ -77,8 +78,17 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
     # dampening given as 0 needs no term: with b = 0 at the start, b <- mu b + g also gives
     # PyTorch's first step b = g. Its field is then None (set it at construction to vary it).
     undamped = isinstance(damp, float) and damp == 0.0
+    if plain:
+        names = stored_names(learning_rate=lr)
+    else:
+        names = (
+            stored_names(learning_rate=lr, momentum=mu)
+            if undamped
+            else stored_names(learning_rate=lr, momentum=mu, dampening=damp)
+        )
 
     def init(params):
+        check_float_params("sgd", params)
         count = jnp.zeros([], jnp.int32)
         if plain:
             return SgdState(count, Hyperparameters.pack(learning_rate=lr))
@@ -92,6 +102,7 @@ def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False)
 
     def update(grads, state, params=None):
         del params
+        check_state("sgd", state, SgdState, grads, hyper_names=names, trees={"trace": not plain})
         hp = state.hyper  # each value is read once here, not once per leaf
         rate = current(hp.get("learning_rate"), lr, state.count)
         if plain:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxnet.optim.checks import check_state
 from jaxnet.optim.hyperparams import set_hyperparameter
 from jaxnet.optim.interop import as_optimizer
 from jaxnet.optim.program import inner_key, static_key, with_program_key
@@ -63,6 +64,7 @@ def switch(first: Optimizer, second: Optimizer, at) -> Optimizer:
         return SwitchState(jnp.zeros([], jnp.int32), jnp.zeros([], bool), first.init(params), second.init(params))
 
     def update(grads, state, params=None):
+        check_state("switch", state, SwitchState, grads, trees={})
         if predicate is None:
             hand_over = state.count >= step
         else:

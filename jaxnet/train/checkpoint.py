@@ -10,23 +10,35 @@ and data settings there). Nothing is pickled: files are read with
 
 Restoring needs templates (``like``): the trees that the same model and optimizer
 build with ``init``. The stored paths, shapes and dtypes must match them exactly; the
-first difference is named in the error. Files are written to a temporary file in the
-same directory and renamed over the target (``os.replace`` is atomic), so a crash
-mid-write leaves either the old checkpoint or the new one, never half a file.
+first difference is named in the error.
+
+Crash safety: a checkpoint is written to ONE temporary file per target in the same
+directory (``.<name>.npz.tmp``, which the next save to that target truncates and reuses),
+flushed and fsynced, renamed over the target (``os.replace`` is atomic) and the directory
+is fsynced so that the rename itself survives a power loss. A process killed at any point
+leaves the old checkpoint or the new one, never half a file, and at most one temporary
+file per target (two processes saving to the same target at once is not supported).
+
+Dtypes: bool, integers and floats, bfloat16 included (stored as its raw 16 bits with the
+dtype in the metadata, so it loads back bit for bit). A typed key (``jax.random.key``,
+any implementation) loads back as a typed key of the same implementation; a raw
+``PRNGKey`` as a raw key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
-import tempfile
 import zipfile
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxnet.types import check_key
 
 #: The checkpoint format :func:`save_checkpoint` writes; older versions still load.
 FORMAT_VERSION = 2
@@ -78,12 +90,55 @@ def flatten(group: str, tree) -> dict[str, np.ndarray]:
 
 
 def _key_data(key):
+    """``(raw key data, implementation name or None for a raw key)``."""
     if key is None:
-        return None
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+        return None, None
+    check_key("save_checkpoint", key)
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.asarray(key)
+        return np.asarray(jax.random.key_data(key)), str(jax.random.key_impl(key))
+    return np.asarray(key), None
+
+
+# dtypes numpy's .npz holds only as opaque void records: stored as raw bits, their name in the metadata
+_BITS = {"bfloat16": np.uint16}
+
+
+def _to_storable(name: str, a: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``(array .npz stores without pickle, the original dtype's name when stored as bits)``."""
+    dname = str(a.dtype)
+    if dname in _BITS:
+        return a.view(_BITS[dname]), dname
+    if a.dtype.kind not in "biuf" or a.dtype.hasobject:
+        raise CheckpointError(f"save_checkpoint: {name} has dtype {a.dtype}, which .npz cannot store without pickle")
+    return a, None
+
+
+def _from_storable(a: np.ndarray, dname: str | None) -> np.ndarray:
+    if dname is None:
+        return a
+    import ml_dtypes  # jax's own dependency: it defines bfloat16 for numpy
+
+    return a.view(getattr(ml_dtypes, dname))
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temporary_path(path: str) -> str:
+    """The one temporary file a save to ``path`` writes before renaming it over ``path``."""
+    directory, base = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".{base}.tmp")
 
 
 def checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -102,16 +157,25 @@ def save_checkpoint(
     """Write a checkpoint atomically to ``path`` (``.npz`` is appended when missing); return the path.
 
     Args:
-      params, state, opt_state: pytrees of arrays (opt_state: NamedTuples of arrays).
-      step: the number of completed epochs (or steps), stored as an int64.
-      key: the run's ``jax.random`` key (raw or typed).
+      params, state, opt_state: pytrees of arrays (opt_state: NamedTuples of arrays);
+        bool, integer and float dtypes, bfloat16 included.
+      step: the number of completed epochs (or steps): an int >= 0, stored as an int64.
+      key: the run's ``jax.random`` key (raw, or typed of any implementation).
       history: a :class:`~jaxnet.train.history.History` or a JSON-able dict.
       config: JSON-able settings to keep with the arrays (e.g. how to rebuild the model).
 
     Raises:
       CheckpointError/TypeError: for a dtype ``.npz`` cannot hold without pickling, or
         history/config that are not JSON-serializable.
+      TypeError/ValueError: for a ``step`` that is not a whole number >= 0, or a bad ``key``.
     """
+    if isinstance(step, bool) or not isinstance(step, (numbers.Integral, np.integer)):
+        if isinstance(step, (float, np.floating)) and float(step).is_integer():
+            step = int(step)
+        else:
+            raise TypeError(f"save_checkpoint: step must be an int (completed epochs or steps), got {step!r}")
+    if step < 0:
+        raise ValueError(f"save_checkpoint: step must be >= 0, got {step}")
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -119,20 +183,24 @@ def save_checkpoint(
     for group, tree in zip(_GROUPS, (params, state, opt_state)):
         arrays.update(flatten(group, tree if tree is not None else {}))
     arrays["step"] = np.asarray(int(step), np.int64)
-    kd = _key_data(key)
+    kd, impl = _key_data(key)
     if kd is not None:
         arrays["key"] = kd
-    for name, a in arrays.items():
-        if a.dtype.kind not in "biuf" or a.dtype.hasobject:
-            raise CheckpointError(
-                f"save_checkpoint: {name} has dtype {a.dtype}, which .npz cannot store without pickle"
-            )
+    stored_as = {}
+    for name in list(arrays):
+        arrays[name], dname = _to_storable(name, arrays[name])
+        if dname is not None:
+            stored_as[name] = dname
     if history is not None and hasattr(history, "to_dict"):
         history = history.to_dict()
     meta = {
         "format": "jaxnet-checkpoint",
         "format_version": FORMAT_VERSION,
-        "entries": {n: {"shape": list(a.shape), "dtype": a.dtype.str} for n, a in sorted(arrays.items())},
+        "entries": {
+            n: {"shape": list(a.shape), "dtype": a.dtype.str, **({"as": stored_as[n]} if n in stored_as else {})}
+            for n, a in sorted(arrays.items())
+        },
+        "key_impl": impl,
         "checksum": checksum(arrays),
         "history": history,
         "config": config or {},
@@ -142,10 +210,14 @@ def save_checkpoint(
     except TypeError as e:
         raise TypeError(f"save_checkpoint: history and config must be JSON-serializable: {e}") from None
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save_checkpoint: {path!r} is a directory; give a file name")
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    # One temporary name per target: a save killed mid-write leaves this file, and the next
+    # save to the same target truncates and reuses it, so killed saves never pile up.
+    tmp = temporary_path(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             np.savez(f, **{_META: np.frombuffer(meta_bytes, np.uint8)}, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -154,6 +226,7 @@ def save_checkpoint(
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_directory(directory)
     return path
 
 
@@ -171,7 +244,8 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, NotImplementedError, RuntimeError) as e:
+        # RuntimeError / NotImplementedError: zip entries flagged encrypted or with a compression zipfile lacks
         raise CheckpointError(
             f"read_checkpoint: {path!r} is truncated or corrupted ({type(e).__name__}: {e})"
         ) from None
@@ -197,6 +271,13 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
         )
     if checksum(arrays) != meta.get("checksum"):
         raise CheckpointError(f"read_checkpoint: {path!r} is corrupted: checksum mismatch")
+    if "step" not in arrays or arrays["step"].shape != () or arrays["step"].dtype.kind not in "iu":
+        raise CheckpointError(f"read_checkpoint: {path!r} has no integer 'step' entry; it is not a complete checkpoint")
+    for name, info in entries.items():
+        if isinstance(info, dict) and info.get("as"):
+            if info["as"] not in _BITS:
+                raise CheckpointError(f"read_checkpoint: {path!r} stores {name!r} as unknown dtype {info['as']!r}")
+            arrays[name] = _from_storable(arrays[name], info["as"])
     return meta, arrays
 
 
@@ -244,5 +325,8 @@ def load_checkpoint(path, *, params, state=None, opt_state=None) -> Checkpoint:
     p = _restore("params", params, arrays, path)
     s = _restore("state", state if state is not None else {}, arrays, path)
     o = _restore("opt_state", opt_state, arrays, path) if opt_state is not None else None
-    key = jnp.asarray(arrays["key"]) if "key" in arrays else None
+    key = None
+    if "key" in arrays:
+        impl = meta.get("key_impl")
+        key = jax.random.wrap_key_data(jnp.asarray(arrays["key"]), impl=impl) if impl else jnp.asarray(arrays["key"])
     return Checkpoint(p, s, o, int(arrays["step"]), key, meta.get("history"), meta.get("config", {}))

@@ -32,7 +32,7 @@ from jaxnet.train.distributed import check_mesh, replicate_global
 from jaxnet.train.fit import _positive_int, _Progress, check_data, check_model_fits, pad_batches, split_validation
 from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.precision import get_policy
-from jaxnet.types import Layer, Optimizer
+from jaxnet.types import Layer, Optimizer, check_key
 
 
 class EnsembleResult(NamedTuple):
@@ -66,6 +66,7 @@ def member_weights(key, members: int, n: int, subsets=None) -> jax.Array:
     if subsets is None:
         return jnp.ones((members, n), jnp.float32)
     if isinstance(subsets, str):
+        check_key("member_weights", key)
         if subsets == "bootstrap":
             draws = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n))(jax.random.split(key, members))
             return jax.vmap(lambda d: jnp.bincount(d, length=n))(draws).astype(jnp.float32)
@@ -145,6 +146,11 @@ def fit_ensemble(
     members = _positive_int(where, "members", members)
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)
+    epochs_per_call = _positive_int(where, "epochs_per_call", epochs_per_call)
+    eval_batch_size = _positive_int(where, "eval_batch_size", eval_batch_size)
+    check_key(where, key)
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"{where}: early_stopping must be an EarlyStopping(...), got {early_stopping!r}")
     if precision is not None:
         precision = get_policy(precision)
     if mesh is not None:

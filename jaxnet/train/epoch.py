@@ -45,6 +45,7 @@ from jaxnet.optim.program import ProgramRef, program_ref
 from jaxnet.train.history import EarlyStopping
 from jaxnet.train.precision import get_policy, mixed_precision
 from jaxnet.train.step import eval_step_fn, train_step_fn
+from jaxnet.types import check_key
 
 DATA_AXIS = "data"  # the mesh axis a data-parallel batch is split over (as in jaxnet.train.parallel)
 
@@ -178,7 +179,8 @@ PREGATHER_BYTES = 256 * 2**20
 def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halted=False, *, axis_name=None):
     """One epoch as one ``lax.scan``; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
 
-    ``metrics`` holds the means, over the epoch's finite steps, of the step metrics.
+    ``metrics`` holds the means, over the real samples of the epoch's finite steps, of the
+    step metrics (each step weighted by its batch's total sample weight).
     ``halted`` comes in (skip everything) and goes out (a non-finite value was met at
     ``bad_step``, -1 if none).
 
@@ -275,8 +277,16 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
         )
 
     params, state, opt_state, halted, bad, logs, ok = lax.cond(jnp.asarray(halted), skip_epoch, run, None)
-    count = jnp.maximum(jnp.sum(ok), 1).astype(jnp.float32)
-    means = {k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32)) / count for k, v in logs.items()}
+    # Each step's metrics weigh by its real samples (the total weight of its batch), so a mostly
+    # padded last step counts for what it holds; the means are then means over real samples.
+    if cfg.weighted:
+        real = jnp.sum(jnp.take(w, idx, axis=0).astype(jnp.float32) * mask, axis=1)
+    else:
+        real = jnp.full((steps,), float(cfg.batch_size), jnp.float32)
+    real = jnp.where(ok, real, 0)
+    count = jnp.sum(real)
+    count = jnp.where(count > 0, count, 1)
+    means = {k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32) * real) / count for k, v in logs.items()}
     return params, state, opt_state, halted, bad, means
 
 
@@ -429,6 +439,7 @@ def make_train_epoch(
 
     @jax.jit
     def epoch(params, state, opt_state, data, key):
+        check_key("train epoch", key)
         x, y = data
         w = jnp.ones((x.shape[0],), jnp.float32)
         p, s, o, _, bad, logs = train_epoch(cfg, params, state, opt_state, x, y, w, key)

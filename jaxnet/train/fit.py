@@ -16,7 +16,7 @@ from jaxnet.train import epoch as E
 from jaxnet.train.distributed import check_mesh, replicate_global
 from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.precision import get_policy
-from jaxnet.types import Layer, Optimizer
+from jaxnet.types import Layer, Optimizer, check_key
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -32,6 +32,11 @@ class FitResult(NamedTuple):
       opt_state: the optimizer state after the last epoch run (to resume training).
       history: a :class:`~jaxnet.train.history.History`.
       epoch: the number of epochs completed (pass it as ``initial_epoch`` to resume).
+
+    ``params_epoch`` and ``opt_state_epoch`` say which epoch each part comes from: after
+    ``early_stopping`` with ``restore_best`` they differ (best epoch vs last epoch), and
+    saving ``params`` with ``opt_state`` would mix two epochs. Save ``params`` alone (for
+    inference), or train with ``restore_best=False`` to resume from a consistent pair.
     """
 
     params: Any
@@ -39,6 +44,22 @@ class FitResult(NamedTuple):
     opt_state: Any
     history: History
     epoch: int
+
+    @property
+    def params_epoch(self) -> int:
+        """The epoch (1-based; 0: untrained) whose end ``params`` and ``state`` are from."""
+        best = self.history.best_epoch
+        return int(best) if best is not None else self.epoch
+
+    @property
+    def opt_state_epoch(self) -> int:
+        """The epoch (1-based; 0: untrained) whose end ``opt_state`` is from: always the last one run."""
+        return self.epoch
+
+    @property
+    def consistent(self) -> bool:
+        """Whether ``params``, ``state`` and ``opt_state`` are from the same epoch (safe to save and resume)."""
+        return self.params_epoch == self.opt_state_epoch
 
 
 def check_data(where: str, data, *, name: str = "train_data"):
@@ -130,6 +151,7 @@ def evaluate(model: Layer, loss, params, state, data, *, metrics=None, batch_siz
     Runs as one compiled scan over padded batches of ``batch_size``.
     """
     x, y = check_data("evaluate", data, name="data")
+    batch_size = _positive_int("evaluate", "batch_size", batch_size)
     cfg = E.make_config(model, loss, None, n=x.shape[0], batch_size=1, metrics=metrics)
     logs = E.evaluate_jit(cfg, params, state, *pad_batches(x, y, batch_size))
     return {k: float(v) for k, v in logs.items()}
@@ -217,7 +239,10 @@ def fit(
       initial_epoch: epochs already done (resuming); the keys of later epochs do not change.
         Resume from the last epoch's params and optimizer state (train with
         ``restore_best=False``, or keep your own copy), not from restored best params.
-      history: the history so far, extended in place of a copy when resuming.
+      history: the history so far (a :class:`History`, or the dict a checkpoint stores, e.g.
+        ``load_checkpoint(...).history``), extended in a copy when resuming; early stopping's
+        best value and patience counter are recomputed from it, which is why a resumed run
+        should pass it.
       epochs_per_call: epochs per dispatch; larger values return to Python less often.
       drop_last: drop the last partial batch of each epoch (else pad and mask it).
       eval_batch_size: batch size of the validation pass.
@@ -233,6 +258,8 @@ def fit(
       A :class:`FitResult` ``(params, state, opt_state, history, epoch)``.
 
     Raises:
+      TypeError: for a ``key`` that is not one ``jax.random`` key (legacy or typed), or a
+        ``history`` that is neither a History nor its dict.
       ValueError/TypeError: for mismatched x/y lengths, labels outside the model's classes,
         a batch larger than the training set, a model whose outputs do not fit the loss,
         ``epochs <= 0``, an unknown early-stopping monitor.
@@ -248,6 +275,9 @@ def fit(
         raise ValueError(f"fit: initial_epoch must be an int in [0, epochs={epochs}], got {initial_epoch!r}")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"fit: early_stopping must be an EarlyStopping(...), got {early_stopping!r}")
+    check_key(where, key)
+    eval_batch_size = _positive_int(where, "eval_batch_size", eval_batch_size)
+    history = _check_history(where, history)
     get_loss(loss)
     if precision is not None:
         precision = get_policy(precision)
@@ -347,12 +377,28 @@ def fit(
     return FitResult(params, state, carry.opt_state, history, done)
 
 
+def _check_history(where: str, history) -> History | None:
+    """A :class:`History`, or one rebuilt from the dict a checkpoint stores (``History.to_dict``)."""
+    if history is None or isinstance(history, History):
+        return history
+    if isinstance(history, dict):
+        try:
+            return History.from_dict(history)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: history given as a dict must be History.to_dict()'s form: {e}") from None
+    raise TypeError(f"{where}: history must be a History or the dict a checkpoint stores, got {type(history).__name__}")
+
+
 def _resume_early_stopping(es: EarlyStopping | None, history: History):
     """Early-stopping counters recomputed from a history (for resuming)."""
     if es is None or not history.records:
         return None, -1, 0
     best, best_epoch, wait = None, -1, 0
     for r in history.records:
+        if es.monitor not in r:
+            raise ValueError(
+                f"fit: the history to resume has no {es.monitor!r} column for early stopping; it has {sorted(r)}"
+            )
         v = r[es.monitor]
         if best is None or (v < best - es.min_delta if es.minimize else v > best + es.min_delta):
             best, best_epoch, wait = v, r["epoch"] - 1, 0

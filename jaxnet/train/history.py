@@ -23,11 +23,15 @@ class EarlyStopping:
       monitor: a history key, e.g. ``"val_loss"`` (default) or ``"val_accuracy"``.
       patience: epochs without improvement before stopping (>= 1).
       min_delta: the smallest change that counts as an improvement (>= 0).
-      mode: ``"min"``, ``"max"`` or ``"auto"`` (``"min"`` for names containing "loss", else ``"max"``).
+      mode: ``"min"`` (smaller is better), ``"max"`` (larger is better) or ``"auto"``: inferred
+        only for names it knows (see :func:`infer_mode`): losses, errors, ``mse``/``mae``/``rmse``
+        -> ``"min"``; accuracy, ``auc``, ``f1``, precision, recall -> ``"max"``. Any other
+        monitor needs an explicit ``mode``.
       restore_best: return the parameters and state of the best epoch.
 
     Raises:
-      ValueError/TypeError: for a non-positive patience, negative min_delta or unknown mode.
+      ValueError/TypeError: for a non-positive patience, negative min_delta, an unknown mode, or
+        ``mode="auto"`` with a monitor whose direction it cannot tell (asking for ``mode=``).
     """
 
     monitor: str = "val_loss"
@@ -49,13 +53,37 @@ class EarlyStopping:
             raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, got {self.min_delta!r}")
         if self.mode not in ("min", "max", "auto"):
             raise ValueError(f"EarlyStopping: mode must be 'min', 'max' or 'auto', got {self.mode!r}")
+        if self.mode == "auto" and infer_mode(self.monitor) is None:
+            raise ValueError(
+                f"EarlyStopping: cannot tell whether {self.monitor!r} should go down or up; "
+                "give mode='min' (smaller is better) or mode='max' (larger is better)"
+            )
         object.__setattr__(self, "min_delta", delta)
         object.__setattr__(self, "restore_best", bool(self.restore_best))
 
     @property
     def minimize(self) -> bool:
         """Whether smaller values of ``monitor`` are better."""
-        return self.mode == "min" or (self.mode == "auto" and "loss" in self.monitor)
+        return (self.mode if self.mode != "auto" else infer_mode(self.monitor)) == "min"
+
+
+_MIN_WORDS = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "distance")
+_MAX_WORDS = ("accuracy", "acc", "auc", "f1", "precision", "recall")
+
+
+def infer_mode(monitor: str) -> str | None:
+    """``"min"`` or ``"max"`` for a monitor name it knows, else ``None``.
+
+    The name is split into words at ``_`` (``val_`` and ``train_`` prefixes ignored); a word
+    naming a loss or an error (``loss``, ``error``, ``err``, ``mse``, ``mae``, ``rmse``, ``nll``,
+    ``perplexity``, ``distance``) means ``"min"``, one naming a score (``accuracy``, ``acc``,
+    ``auc``, ``f1``, ``precision``, ``recall``) ``"max"``; names with both or neither are unknown.
+    """
+    words = set(monitor.lower().split("_"))
+    lo, hi = bool(words & set(_MIN_WORDS)), bool(words & set(_MAX_WORDS))
+    if lo == hi:
+        return None
+    return "min" if lo else "max"
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxnet.train.step import train_step_fn
+from jaxnet.train.step import donating, train_step_fn
 
 DATA_AXIS = "data"
 
@@ -90,6 +90,8 @@ def make_parallel_train_step(
     compiled = jax.jit(
         step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=rep, donate_argnums=(0, 1, 2) if donate else ()
     )
+    if donate:  # shared inputs run; consumed inputs give jaxnet's error (see make_train_step)
+        compiled = donating(compiled, "parallel train step")
 
     def parallel_step(params, state, opt_state, batch, key):
         _check_batch(batch, mesh, axis)

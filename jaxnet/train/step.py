@@ -5,7 +5,9 @@ A training step is one pure function::
     step(params, state, opt_state, batch, key) -> (params, state, opt_state, metrics)
 
 with ``batch = (x, y)`` or ``(x, y, where)`` (``where``: per-sample weights or a
-padding mask, passed to the loss and metrics). ``metrics`` is a dict of scalar arrays,
+padding mask, passed to the loss and metrics, and to the model as ``apply(..., mask=where)``
+so that layers whose output depends on other samples, such as BatchNorm, use the real
+samples only). ``metrics`` is a dict of scalar arrays,
 always containing ``"loss"`` (the data loss plus any penalty).
 
 ``make_train_step`` compiles it with ``params``, ``state`` and ``opt_state`` donated:
@@ -15,14 +17,16 @@ call (rebind the names, ``params, state, opt_state, m = step(params, state, opt_
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.base import apply_updates
 from jaxnet.optim.interop import as_optimizer
-from jaxnet.types import Layer, Optimizer
+from jaxnet.types import Layer, Optimizer, check_key
 
 # The augmentation key is derived from the step key by this constant, so that adding an
 # augmentation leaves the model's own randomness (dropout) unchanged.
@@ -94,13 +98,15 @@ def train_step_fn(
         raise TypeError(f"augment must be a callable augment(key, x) -> x, got {augment!r}")
 
     def objective(params, state, x, y, where, key):
-        out, new_state = model.apply(params, state, x, key=key, train=True)
+        out, new_state = model.apply(params, state, x, key=key, train=True, mask=where)
         value = loss_fn(out, y, where)
         if penalty is not None:
             value = value + penalty(params)
         return value, (out, new_state)
 
     def step(params, state, opt_state, batch, key):
+        if key is not None:
+            check_key("train step", key)
         x, y, where = _unpack(batch)
         if augment is not None:
             if key is None:
@@ -132,11 +138,62 @@ def make_train_step(
 
     With ``donate=True`` (the default) ``params``, ``state`` and ``opt_state`` are donated:
     the step may overwrite their buffers, so do not use the arrays you passed in afterwards.
+    Inputs that share one array (tied weights, or ``set_hyperparameter`` giving two fields
+    the same array object) are copied apart and the step runs; calling the step again with
+    arrays an earlier call consumed raises a ``ValueError`` saying so. Both are handled only
+    when XLA refuses the call, so the common path costs nothing extra.
     """
     step = train_step_fn(model, loss, optimizer, penalty=penalty, augment=augment, metrics=metrics)
     if not jit:
         return step
-    return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
+    if not donate:
+        return jax.jit(step)
+    return donating(jax.jit(step, donate_argnums=(0, 1, 2)), "train step")
+
+
+def _unshare(tree):
+    """``tree`` with every leaf that is the same array object as an earlier leaf replaced by a copy."""
+    seen: set = set()
+
+    def fresh(a):
+        if id(a) in seen:
+            return jnp.array(a, copy=True)
+        seen.add(id(a))
+        return a
+
+    return jax.tree_util.tree_map(fresh, tree)
+
+
+def donating(compiled, where: str):
+    """Wrap a jitted step that donates its first three arguments with clear donation errors.
+
+    XLA refuses an executable call that donates one buffer twice ("donate the same buffer
+    twice"): the call is retried with the shared leaves copied apart. A call given an array
+    that an earlier call consumed fails with jax's "Array has been deleted": re-raised as a
+    ``ValueError`` that says to rebind the results or pass ``donate=False``.
+    """
+
+    @functools.wraps(compiled)
+    def run(params, state, opt_state, *args, **kwargs):
+        try:
+            return compiled(params, state, opt_state, *args, **kwargs)
+        except (RuntimeError, ValueError) as e:  # jax's runtime errors; only a failed call pays for this
+            msg = str(e)
+            if "donate the same buffer twice" in msg:
+                params, state, opt_state = _unshare((params, state, opt_state))
+                return compiled(params, state, opt_state, *args, **kwargs)
+            if "has been deleted" in msg or "deleted or donated" in msg:
+                raise ValueError(
+                    f"{where}: an input array was donated to an earlier call of this step, which consumed "
+                    "its buffer; rebind the results (params, state, opt_state, metrics = step(params, state, "
+                    "opt_state, batch, key)) and pass those, or build the step with donate=False"
+                ) from None
+            raise
+
+    for attr in ("lower", "trace", "eval_shape"):
+        if hasattr(compiled, attr):
+            setattr(run, attr, getattr(compiled, attr))
+    return run
 
 
 def eval_step_fn(model: Layer, loss, *, metrics=None):
@@ -148,7 +205,7 @@ def eval_step_fn(model: Layer, loss, *, metrics=None):
 
     def evaluate(params, state, batch):
         x, y, where = _unpack(batch)
-        out, _ = model.apply(params, state, x, train=False)
+        out, _ = model.apply(params, state, x, train=False, mask=where)
         logs = {"loss": loss_fn(out, y, where)}
         for name, fn in metrics.items():
             logs[name] = fn(out, y, where)
