@@ -191,6 +191,7 @@ def MLP(
     b_init="zeros",
     batchnorm: bool = False,
     dropout: float = 0.0,
+    dropout_mode: str = "inverted",
 ) -> Layer:
     """A multilayer perceptron: ``Dense -> activation`` for every hidden size, then a ``Dense`` output.
 
@@ -208,6 +209,8 @@ def MLP(
       w_init, b_init: initializers of every ``Dense``.
       batchnorm: put a ``BatchNorm()`` after every hidden ``Dense``, before its activation.
       dropout: if positive, put a ``Dropout(dropout)`` after every hidden activation.
+      dropout_mode: ``"inverted"`` (scale in training) or ``"chapter"`` (scale by the keep
+        probability at test time), as for :func:`~jaxnet.nn.dropout.Dropout`.
 
     With both, a hidden block is ``Dense -> BatchNorm -> activation -> Dropout``.
     """
@@ -218,7 +221,7 @@ def MLP(
     if not isinstance(batchnorm, bool):
         raise TypeError(f"MLP: batchnorm must be a bool, got {batchnorm!r}")
     try:
-        Dropout(dropout)  # fail early, naming the bad rate
+        Dropout(dropout, dropout_mode)  # fail early, naming the bad rate or mode
     except (TypeError, ValueError) as e:
         raise type(e)(f"MLP dropout: {e}") from None
     layers = []
@@ -228,7 +231,7 @@ def MLP(
             layers.append(BatchNorm())
         layers.append(activation_layer(activation, where="MLP activation"))
         if dropout:
-            layers.append(Dropout(dropout))
+            layers.append(Dropout(dropout, dropout_mode))
     layers.append(Dense(sizes[-1], w_init, b_init))
     if output_activation is not None:
         layers.append(activation_layer(output_activation, where="MLP output_activation"))

@@ -30,6 +30,7 @@ from jaxnet.train.parallel import (
     replicated,
     shard_batch,
 )
+from jaxnet.train.plateau import PlateauState, ReduceOnPlateau
 from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "FitResult",
     "History",
     "NonFiniteWarning",
+    "PlateauState",
+    "ReduceOnPlateau",
     "average_probabilities",
     "batch_sharding",
     "data_mesh",
