@@ -14,6 +14,7 @@ from jaxnet.nn.activation_layers import (
     Tanh,
     activation_layer,
 )
+from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
@@ -48,6 +49,7 @@ __all__ = [
     "Softmax",
     "Step",
     "Tanh",
+    "WindowBatchNorm",
     "accuracy",
     "activation_layer",
     "activations",
@@ -65,6 +67,7 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
     "squared_error",
+    "window_statistics",
     "xor_network",
     "xor_table",
 ]
