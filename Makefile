@@ -37,5 +37,10 @@ demo: $(VENV)/.stamp-dev
 bench: $(VENV)/.stamp-bench
 	$(PY) benchmarks/run_cpu.py
 
+# The chapter's figures and claims on one page: out/tour/index.html (matplotlib comes with the dev extra).
+.PHONY: tour
+tour: $(VENV)/.stamp-dev
+	$(VENV)/bin/jaxnet tour --out out/tour --screenshot out/tour/tour.png
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--only", default="", help="comma-separated experiments to run (default: all)")
     o.add_argument("--full", action="store_true", help="the full (slow) settings instead of the quick ones")
     o.add_argument("--open", action="store_true", help="open the page in the web browser afterwards")
+    o.add_argument("--screenshot", default="", help="also write a PNG screenshot of the page (needs chromium)")
     return p
 
 
@@ -448,13 +449,17 @@ def main(argv=None) -> int:
             from jaxnet.tour import tour
 
             only = [n.strip() for n in args.only.split(",") if n.strip()] or None
-            _, results = tour(args.out, only, quick=not args.full, open_page=args.open)
+            page, results = tour(args.out, only, quick=not args.full, open_page=args.open)
+            if args.screenshot:
+                from jaxnet.tour import screenshot
+
+                print(f"[tour] wrote {screenshot(page, args.screenshot)}")
             if any("error" in r for r in results):
                 print("jaxnet tour: some experiments raised; their errors are on the page", file=sys.stderr)
                 return 1
         else:
             evaluate(args.checkpoint)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
+    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as e:
         print(f"jaxnet {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -217,3 +217,11 @@ def gap(fr, model, data, val) -> tuple[float, float, float, float]:
 
     acc = (accuracy(model, fr.params, fr.state, data), accuracy(model, fr.params, fr.state, val))
     return (*acc, loss(data), loss(val))
+
+
+def run_example(name: str, argv=None) -> dict:
+    """``examples/<name>.py``: run experiment ``jaxnet.chapter.<name>`` from the command line (see :func:`main`)."""
+    import importlib
+
+    module = importlib.import_module(f"jaxnet.chapter.{name}")
+    return main(module.run, module.__doc__, argv)
