@@ -110,3 +110,19 @@ def test_the_whole_tour_in_headless_chromium(tmp_path):
     assert seen["rendered"] == seen["figures"]
     shot = tour.screenshot(path, str(tmp_path / "tour.png"))
     assert os.path.getsize(shot) > 10_000
+
+
+def test_every_experiment_has_its_example_script(tmp_path, monkeypatch, capsys):
+    import pathlib
+    import runpy
+    import sys
+
+    examples = pathlib.Path(__file__).resolve().parent.parent / "examples"
+    for name in EXPERIMENTS:
+        text = (examples / f"{name}.py").read_text()
+        assert f"jaxnet.chapter.{name}" in text and "--full" in text
+    monkeypatch.setattr(sys, "argv", ["activations.py", "--out", str(tmp_path)])
+    runpy.run_path(str(examples / "activations.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "[held] every handwritten derivative equals jax.grad" in printed
+    assert (tmp_path / "activations.png").stat().st_size > 5_000

@@ -44,8 +44,9 @@ def pyplot():
 
 
 def save(result: dict, fig, out: str | None, filename: str, caption: str) -> None:
-    """Write ``fig`` as ``out/filename`` (PNG, 100 dpi) and list it in ``result["figures"]``; close it."""
+    """Lay out ``fig``, write it as ``out/filename`` (PNG, 100 dpi), list it in ``result["figures"]``; close it."""
     plt = pyplot()
+    fig.tight_layout()
     if out is not None:
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, filename)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.chapter._common import claim, main, new_result, pyplot, save
+from jaxnet.chapter._common import claim, new_result, pyplot, save
 from jaxnet.nn import activations as A
 
 FUNCTIONS = {
@@ -66,10 +66,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
     save(res, fig, out, "activations.png", "Each activation (solid) and its handwritten derivative (dashed).")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

@@ -8,7 +8,7 @@ and on the validation digits. ``examples/augmentation_gallery.py`` shows the war
 from __future__ import annotations
 
 from jaxnet import data as D
-from jaxnet.chapter._common import claim, gap, main, mlp, new_result, optimizer, pyplot, save, small_digits, train
+from jaxnet.chapter._common import claim, gap, mlp, new_result, optimizer, pyplot, save, small_digits, train
 
 _WARP = D.make_augment(rotation=0.2, shear=0.2, stretch=1.15)
 
@@ -52,10 +52,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     ax.set_ylim(0.8, 1.0)
     ax.set_ylabel("accuracy")
     ax.legend()
-    fig.tight_layout()
     save(res, fig, out, "augmentation.png", "Accuracy on 300 training digits with and without augmentation.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

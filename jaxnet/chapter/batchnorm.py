@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxnet.chapter._common import claim, digits, fit_digits, main, mlp, new_result, optimizer, outcome, pyplot, save
+from jaxnet.chapter._common import claim, digits, fit_digits, mlp, new_result, optimizer, outcome, pyplot, save
 from jaxnet.nn import initializers as I
 
 RATES = (0.01, 0.1, 1.0, 3.0)
@@ -64,11 +64,6 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
     save(res, fig, out, "batchnorm.png", "Validation accuracy over learning rates, with and without BatchNorm.")
     res["numbers"]["best lr, plain / BatchNorm"] = [RATES[int(np.argmax(good[t]))] for t in ("plain", "batchnorm")]
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

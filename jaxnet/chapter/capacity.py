@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxnet.chapter._common import claim, gap, main, mlp, new_result, optimizer, pyplot, save, small_digits, train
+from jaxnet.chapter._common import claim, gap, mlp, new_result, optimizer, pyplot, save, small_digits, train
 
 WIDTHS = (2, 8, 32, 512)
 
@@ -60,10 +60,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     axes[1].legend(fontsize=7, ncol=2)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     save(res, fig, out, "capacity.png", "Model size against train and validation accuracy; loss curves per width.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxnet import nn
 from jaxnet.autodiff import check_grads, draw, example
 from jaxnet.autodiff.plot import plot_dot
-from jaxnet.chapter._common import claim, main, new_result, save
+from jaxnet.chapter._common import claim, new_result, save
 
 LOSS = "softmax_cross_entropy_with_integer_labels"
 
@@ -86,7 +86,3 @@ def run(quick: bool = True, out: str | None = None) -> dict:
                 f.write(dot)
         save(res, plot_dot(dot), out, f"{name}.png", captions[name])
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

@@ -6,7 +6,7 @@ layer) and with the chapter's form of dropout (scale by the keep probability at 
 
 from __future__ import annotations
 
-from jaxnet.chapter._common import claim, gap, main, mlp, new_result, optimizer, pyplot, save, small_digits, train
+from jaxnet.chapter._common import claim, gap, mlp, new_result, optimizer, pyplot, save, small_digits, train
 
 
 def gaps(epochs: int = 60) -> dict:
@@ -52,10 +52,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     ax.set_ylim(0.8, 1.0)
     ax.set_ylabel("accuracy")
     ax.legend()
-    fig.tight_layout()
     save(res, fig, out, "dropout.png", "Train and validation accuracy on 300 digits with and without dropout.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

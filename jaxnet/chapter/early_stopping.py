@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxnet import train as T
-from jaxnet.chapter._common import accuracy, claim, main, mlp, new_result, optimizer, pyplot, save, small_digits, train
+from jaxnet.chapter._common import accuracy, claim, mlp, new_result, optimizer, pyplot, save, small_digits, train
 
 
 def compare(epochs: int = 150, patience: int = 10) -> dict:
@@ -63,7 +63,6 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     ax.set_xlabel("epoch")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     save(
         res,
         fig,
@@ -72,7 +71,3 @@ def run(quick: bool = True, out: str | None = None) -> dict:
         "Training and validation loss of a long run, and where early stopping acts.",
     )
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

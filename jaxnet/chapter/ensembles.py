@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet import train as T
-from jaxnet.chapter._common import CE, claim, main, mlp, new_result, optimizer, pyplot, save, small_digits
+from jaxnet.chapter._common import CE, claim, mlp, new_result, optimizer, pyplot, save, small_digits
 from jaxnet.nn import losses
 
 
@@ -63,10 +63,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     ax.set_ylabel("validation accuracy")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     save(res, fig, out, "ensembles.png", "Validation accuracy of an ensemble against its number of members.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

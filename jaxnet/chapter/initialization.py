@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.chapter._common import accuracy, claim, digits, fit_digits, main, mlp, new_result, optimizer, pyplot, save
+from jaxnet.chapter._common import accuracy, claim, digits, fit_digits, mlp, new_result, optimizer, pyplot, save
 from jaxnet.nn import initializers as I
 
 INITS = {
@@ -118,10 +118,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     for ax in axes.ravel():
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
     save(res, fig, out, "initialization.png", "Spread of activations and gradients over 10 layers for four inits.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

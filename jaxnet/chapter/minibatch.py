@@ -8,7 +8,7 @@ the gradient, but each of its updates costs N samples.
 
 from __future__ import annotations
 
-from jaxnet.chapter._common import claim, digits, fit_digits, main, mlp, new_result, optimizer, pyplot, save
+from jaxnet.chapter._common import claim, digits, fit_digits, mlp, new_result, optimizer, pyplot, save
 
 SIZES = (8, 32, 128)
 
@@ -47,10 +47,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
         ax.set_ylabel("training loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
     save(res, fig, out, "minibatch.png", "Training loss per epoch and per update, for several batch sizes.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

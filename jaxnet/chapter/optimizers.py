@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet import optim as O
-from jaxnet.chapter._common import claim, fit_digits, main, mlp, new_result, optimizer, pyplot, save
+from jaxnet.chapter._common import claim, fit_digits, mlp, new_result, optimizer, pyplot, save
 
 CURVATURE = jnp.array([1.0, 50.0])
 START = jnp.array([-1.0, 0.6])
@@ -107,10 +107,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     axes[1].set_title("digits, MLP 32 tanh")
     axes[1].legend(fontsize=7)
     axes[1].grid(alpha=0.3)
-    fig.tight_layout()
     save(res, fig, out, "optimizers.png", "Optimizers on an ill-conditioned quadratic and on the digits.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxnet import optim as O
-from jaxnet.chapter._common import claim, fit_digits, main, mlp, new_result, optimizer, pyplot, save
+from jaxnet.chapter._common import claim, fit_digits, mlp, new_result, optimizer, pyplot, save
 
 NEAR_ZERO = 1e-3
 
@@ -56,10 +56,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     ax.set_yscale("log")
     ax.set_xlabel("first-layer weight")
     ax.legend()
-    fig.tight_layout()
     save(res, fig, out, "regularization.png", "First-layer weights with no penalty, L2 and L1: L1's spike at zero.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

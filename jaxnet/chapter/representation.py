@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxnet import data as D
 from jaxnet import optim as O
-from jaxnet.chapter._common import claim, linear_probe, main, new_result, pyplot, save, train
+from jaxnet.chapter._common import claim, linear_probe, new_result, pyplot, save, train
 from jaxnet.nn import MLP, intermediates
 
 
@@ -56,10 +56,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
         ax.set_title(title)
     axes[1].set_xlabel("hidden unit 1")
     axes[1].set_ylabel("hidden unit 2")
-    fig.tight_layout()
     save(res, fig, out, "representation.png", "The circle data and the MLP's last hidden layer (test points).")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

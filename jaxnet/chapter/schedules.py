@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxnet import optim as O
 from jaxnet import train as T
-from jaxnet.chapter._common import claim, fit_digits, main, mlp, new_result, optimizer, pyplot, save
+from jaxnet.chapter._common import claim, fit_digits, mlp, new_result, optimizer, pyplot, save
 
 STEPS = 1000
 
@@ -75,10 +75,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     axes[1].legend(loc="upper right", fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     save(res, fig, out, "schedules.png", "The chapter's learning-rate schedules, and a rate cut on each plateau.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet import optim as O
-from jaxnet.chapter._common import claim, main, new_result, pyplot, save
+from jaxnet.chapter._common import claim, new_result, pyplot, save
 from jaxnet.nn import MLP, LogisticRegression, losses, xor_network
 
 X = jnp.array([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32)
@@ -96,10 +96,5 @@ def run(quick: bool = True, out: str | None = None) -> dict:
         ax.set_title(title)
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
-    fig.tight_layout()
     save(res, fig, out, "xor_regions.png", "XOR decision regions: the chapter's hand-weighted net and a learned MLP.")
     return res
-
-
-if __name__ == "__main__":
-    main(run, __doc__)
