@@ -103,10 +103,10 @@ def accuracy(model, params, state, data) -> float:
 def linear_probe(features, labels, test_features=None, test_labels=None, *, steps: int = 500) -> float:
     """Accuracy of multinomial logistic regression (full-batch Adam) on ``features``; on the test pair if given."""
     from jaxnet import optim as O
-    from jaxnet.nn import LogisticRegression, losses
+    from jaxnet.nn import Dense, losses
 
-    k = int(jnp.max(labels)) + 1
-    model = LogisticRegression(max(k, 2)) if k > 2 else LogisticRegression(3)  # 3 logits also fit 2 classes
+    # softmax regression: one logit per class (two for a binary problem), weights from zero
+    model = Dense(max(int(jnp.max(labels)) + 1, 2), "zeros")
     _, params, state = model.init(jax.random.PRNGKey(0), (-1, features.shape[1]))
     mu, sd = jnp.mean(features, 0), jnp.std(features, 0) + 1e-6
     f = (features - mu) / sd
