@@ -1,6 +1,7 @@
 """What the chapter names that jaxnet added for it: reduce-on-plateau inside fit, batch norm with the
 plain average of the last N batches, the chapter's exact Adagrad, and MLP(dropout_mode="chapter")."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,6 +112,22 @@ def test_window_batchnorm_eval_uses_the_plain_average_of_the_last_batches(x64, r
     y, same = layer.apply(params, state, x_eval, train=False)
     np.testing.assert_allclose(y, (x_eval - mean) / np.sqrt(var + 1e-5), rtol=1e-10)
     assert int(same["count"]) == 3
+
+
+def test_window_batchnorm_trains_exactly_like_batchnorm(x64, rng):
+    """Same output and same gradients in training: both normalise with the batch's own statistics."""
+    x = jnp.asarray(rng.normal(size=(8, 3)))
+    outs = []
+    for layer in (nn.WindowBatchNorm(4, dtype=jnp.float64), nn.BatchNorm(dtype=jnp.float64)):
+        _, params, state = layer.init(jax.random.PRNGKey(0), (-1, 3))
+        params = {"gamma": jnp.asarray([1.0, 2.0, 0.5]), "beta": jnp.asarray([0.1, 0.0, -0.3])}
+
+        def loss(p, xx, layer=layer, state=state):
+            y, _ = layer.apply(p, state, xx, train=True)
+            return jnp.sum(jnp.sin(y))
+
+        outs.append((loss(params, x), *jax.grad(loss, (0, 1))(params, x)))
+    chex.assert_trees_all_close(outs[0], outs[1], rtol=1e-12, atol=1e-14)
 
 
 def test_window_batchnorm_mask_leaves_padding_out(x64, rng):

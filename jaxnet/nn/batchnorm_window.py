@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.nn.core import check_real, fmt_shape, make_layer
-from jaxnet.nn.normalization import _channel_axis, _check_vector
+from jaxnet.nn.normalization import BatchNorm, _channel_axis
 from jaxnet.types import Layer
 
 
@@ -89,47 +89,44 @@ def WindowBatchNorm(
         }
         return input_shape, params, state
 
+    # The normalisation itself is BatchNorm's evaluation path fed with the statistics to use:
+    # the batch's own in training (gradients flow through them), the window's averages in evaluation.
+    normalize = BatchNorm(eps=eps, affine=affine, axis=axis, dtype=dtype)
+
     def apply(params, state, x, *, key, train, mask=None):
         x = jnp.asarray(x)
         ax = _channel_axis(label, axis, x.ndim, "")
         c = x.shape[ax]
-        _check_vector(label, "params", params, ("gamma", "beta") if affine else (), c)
         if state["means"].shape != (window, c):
             raise ValueError(f"{label}: state means must have shape ({window}, {c}), got {state['means'].shape}")
+        if not train:
+            mean, var = window_statistics(state)
+            return normalize.apply(params, {"mean": mean, "var": var}, x, train=False)[0], state
         reduce = tuple(i for i in range(x.ndim) if i != ax)
-        bshape = tuple(c if i == ax else 1 for i in range(x.ndim))
+        m = math.prod(x.shape[i] for i in reduce)
+        if m < 2:
+            raise ValueError(
+                f"{label}: training needs at least 2 values per channel, got an input of shape {fmt_shape(x.shape)}"
+            )
         ctype = jnp.promote_types(x.dtype, jnp.float32)
         xc = x.astype(ctype)
-        if train:
-            m = math.prod(x.shape[i] for i in reduce)
-            if m < 2:
-                raise ValueError(
-                    f"{label}: training needs at least 2 values per channel, got an input of shape {fmt_shape(x.shape)}"
-                )
-            if mask is None:
-                w = jnp.ones(x.shape, ctype)
-            else:
-                w = jnp.broadcast_to(jnp.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim)), x.shape).astype(ctype)
-            count = jnp.maximum(jnp.sum(w, axis=reduce), 1.0)
-            mu = jnp.sum(w * xc, axis=reduce) / count
-            s2 = jnp.sum(w * jnp.square(xc - mu.reshape(bshape)), axis=reduce) / count
-            unbiased = jax.lax.stop_gradient(s2 * count / jnp.maximum(count - 1.0, 1.0))
-            slot = state["count"] % window
-            new_state = {
-                "means": state["means"].at[slot].set(jax.lax.stop_gradient(mu).astype(state["means"].dtype)),
-                "vars": state["vars"].at[slot].set(unbiased.astype(state["vars"].dtype)),
-                "count": state["count"] + 1,
-            }
-        else:
-            mu, s2 = (s.astype(ctype) for s in window_statistics(state))
-            new_state = state
-        y = (xc - mu.reshape(bshape)) * jax.lax.rsqrt(s2.reshape(bshape) + eps)
-        if affine:
-            y = y * params["gamma"].astype(ctype).reshape(bshape) + params["beta"].astype(ctype).reshape(bshape)
-        out_dtype = jnp.result_type(x.dtype, params["gamma"].dtype) if affine else x.dtype
-        if not jnp.issubdtype(out_dtype, jnp.floating):
-            out_dtype = ctype
-        return y.astype(out_dtype), new_state
+        if mask is None:
+            w = jnp.ones(x.shape, ctype)
+        else:  # masked samples (padding) take no part in the statistics
+            w = jnp.broadcast_to(jnp.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim)), x.shape).astype(ctype)
+        count = jnp.maximum(jnp.sum(w, axis=reduce), 1.0)
+        mu = jnp.sum(w * xc, axis=reduce) / count
+        bshape = tuple(c if i == ax else 1 for i in range(x.ndim))
+        s2 = jnp.sum(w * jnp.square(xc - mu.reshape(bshape)), axis=reduce) / count
+        y, _ = normalize.apply(params, {"mean": mu, "var": s2}, x, train=False)
+        unbiased = jax.lax.stop_gradient(s2 * count / jnp.maximum(count - 1.0, 1.0))
+        slot = state["count"] % window
+        new_state = {
+            "means": state["means"].at[slot].set(jax.lax.stop_gradient(mu).astype(state["means"].dtype)),
+            "vars": state["vars"].at[slot].set(unbiased.astype(state["vars"].dtype)),
+            "count": state["count"] + 1,
+        }
+        return y, new_state
 
     return make_layer(
         label,
