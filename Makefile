@@ -40,7 +40,7 @@ bench: $(VENV)/.stamp-bench
 # The chapter's figures and claims on one page: out/tour/index.html (matplotlib comes with the dev extra).
 .PHONY: tour
 tour: $(VENV)/.stamp-dev
-	$(VENV)/bin/jaxnet tour --out out/tour --screenshot out/tour/tour.png
+	$(VENV)/bin/jaxnet tour --out out/tour
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
