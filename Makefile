@@ -47,5 +47,10 @@ bench: $(VENV)/.stamp-bench
 docs: $(VENV)/.stamp-docs
 	$(PY) -m sphinx -b html -E -W --keep-going -n -q docs docs/_build/html
 
+# The chapter's figures and claims on one page: out/tour/index.html (matplotlib comes with the dev extra).
+.PHONY: tour
+tour: $(VENV)/.stamp-dev
+	$(VENV)/bin/jaxnet tour --out out/tour
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/api

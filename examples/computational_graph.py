@@ -5,12 +5,14 @@
 2. The graph JAX traces for a small MLP's loss (its jaxpr), as a picture.
 3. The chapter's layer-by-layer backprop checked against ``jax.grad`` and finite differences.
 
-Writes ``worked_example.dot``/``.svg``, ``mlp_loss.dot``/``.svg`` (SVG only when Graphviz's
-``dot`` is installed) and ``worked_example.md`` under ``--out`` (default ``out/computational_graph``).
+Writes ``worked_example.dot``/``.png``/``.svg``, ``mlp_loss.dot``/``.png``/``.svg`` and
+``worked_example.md`` under ``--out`` (default ``out/computational_graph``). The pictures are
+drawn by Graphviz's ``dot`` when it is installed, else by matplotlib (no system program needed).
+The same figures, with their claims, are :mod:`jaxnet.chapter.computational_graph` in ``jaxnet tour``.
 
 Usage::
 
-    python examples/computational_graph.py [--out DIR] [--x1 2 --x2 5]
+    python examples/computational_graph.py [--out DIR] [--x1 2 --x2 5] [--full]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=os.path.join("out", "computational_graph"))
     p.add_argument("--x1", type=float, default=2.0)
     p.add_argument("--x2", type=float, default=5.0)
+    p.add_argument("--full", action="store_true", help="accepted for symmetry with the other examples (no effect)")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
@@ -73,11 +76,10 @@ def main(argv=None) -> None:
 def _save(dot: str, stem: str) -> None:
     with open(stem + ".dot", "w") as f:
         f.write(dot)
-    if draw.has_dot():
-        draw.render(dot, stem + ".svg")
-        print(f"wrote {stem}.dot and {stem}.svg")
-    else:
-        print(f"wrote {stem}.dot (install Graphviz for the SVG: apt-get install graphviz)")
+    for ext in ("png", "svg"):
+        draw.render(dot, f"{stem}.{ext}")  # Graphviz when installed, else matplotlib
+    engine = "Graphviz" if draw.has_dot() else "matplotlib"
+    print(f"wrote {stem}.dot, {stem}.png and {stem}.svg (drawn by {engine})")
 
 
 if __name__ == "__main__":

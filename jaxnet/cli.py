@@ -1,4 +1,4 @@
-"""The ``jaxnet`` command: ``jaxnet train ...`` and ``jaxnet evaluate CHECKPOINT``.
+"""The ``jaxnet`` command: ``jaxnet train ...``, ``jaxnet evaluate CHECKPOINT`` and ``jaxnet tour``.
 
 ``jaxnet train`` loads a dataset, holds out a stratified test split (fixed by
 ``--split-seed``, so runs with different ``--seed`` share it), standardizes the inputs
@@ -186,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild the data split and model recorded in CHECKPOINT and print its test accuracy.",
     )
     e.add_argument("checkpoint", help="path to checkpoint.npz (or the --out directory holding it)")
+    o = sub.add_parser(
+        "tour",
+        help="run every chapter experiment quickly and write one HTML page of figures, numbers and claims",
+        description="Run the experiments of jaxnet.chapter (quick settings) and write OUT/index.html, "
+        "a self-contained page with every figure, the numbers and whether each chapter claim held.",
+    )
+    o.add_argument("--out", default=os.path.join("out", "tour"), help="output directory (default: out/tour)")
+    o.add_argument("--only", default="", help="comma-separated experiments to run (default: all)")
+    o.add_argument("--full", action="store_true", help="the full (slow) settings instead of the quick ones")
+    o.add_argument("--open", action="store_true", help="open the page in the web browser afterwards")
+    o.add_argument("--screenshot", default="", help="also write a PNG screenshot of the page (needs chromium)")
     return p
 
 
@@ -536,9 +547,21 @@ def main(argv=None) -> int:
     try:
         if args.command == "train":
             train(args)
+        elif args.command == "tour":
+            from jaxnet.tour import tour
+
+            only = [n.strip() for n in args.only.split(",") if n.strip()] or None
+            page, results = tour(args.out, only, quick=not args.full, open_page=args.open)
+            if args.screenshot:
+                from jaxnet.tour import screenshot
+
+                print(f"[tour] wrote {screenshot(page, args.screenshot)}")
+            if any("error" in r for r in results):
+                print("jaxnet tour: some experiments raised; their errors are on the page", file=sys.stderr)
+                return 1
         else:
             evaluate(args.checkpoint)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
+    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as e:
         prefix = f"jaxnet {args.command}: "
         msg = str(e)
         msg = msg[len(prefix) :] if msg.startswith(prefix) else msg  # no "jaxnet train: error: jaxnet train:"

@@ -6,7 +6,8 @@
   inputs, one node per primitive with its output shape, and the outputs. Use it to look
   at the graph of your own model's loss (:func:`loss_graph_dot`).
 * :func:`render` turns DOT text into SVG or PNG with the ``dot`` program (Debian/Ubuntu
-  package ``graphviz``); DOT text needs nothing installed.
+  package ``graphviz``) when it is installed, else with matplotlib
+  (:mod:`jaxnet.autodiff.plot`); DOT text itself needs nothing installed.
 """
 
 from __future__ import annotations
@@ -87,24 +88,36 @@ def has_dot() -> bool:
     return shutil.which("dot") is not None
 
 
-def render(dot_source: str, path: str, *, format: str | None = None) -> str:
-    """Render DOT text to an image file with Graphviz.
+def render(dot_source: str, path: str, *, format: str | None = None, engine: str = "auto") -> str:
+    """Render DOT text to an image file with Graphviz, or with matplotlib where Graphviz is missing.
 
     Args:
       dot_source: DOT text (from :func:`to_dot` or :func:`jaxpr_to_dot`).
       path: output file; its extension picks the format unless ``format`` is given.
       format: ``"svg"``, ``"png"`` or ``"pdf"``.
+      engine: ``"dot"`` (Graphviz), ``"matplotlib"`` (:func:`jaxnet.autodiff.plot.save_dot`,
+        a layered drawing) or ``"auto"`` (``dot`` when on ``PATH``, else matplotlib).
 
     Returns:
       ``path``.
 
     Raises:
-      RuntimeError: if ``dot`` is not installed (``apt-get install graphviz``) or fails.
-      ValueError: for an unsupported format.
+      RuntimeError: if ``engine="dot"`` and ``dot`` is not installed (``apt-get install graphviz``),
+        or the renderer fails on the DOT text.
+      ValueError: for an unsupported format or engine.
     """
     fmt = (format or os.path.splitext(path)[1].lstrip(".")).lower()
     if fmt not in ("svg", "png", "pdf"):
         raise ValueError(f"render: format must be svg, png or pdf, got {fmt!r} (from path {path!r})")
+    if engine not in ("auto", "dot", "matplotlib"):
+        raise ValueError(f"render: engine must be 'auto', 'dot' or 'matplotlib', got {engine!r}")
+    if engine == "matplotlib" or (engine == "auto" and not has_dot()):
+        from jaxnet.autodiff.plot import save_dot
+
+        try:
+            return save_dot(dot_source, path, format=fmt)
+        except ValueError as e:
+            raise RuntimeError(f"render: matplotlib failed on the DOT text: {e}") from e
     exe = shutil.which("dot")
     if exe is None:
         raise RuntimeError(

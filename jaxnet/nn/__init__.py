@@ -17,6 +17,7 @@ from jaxnet.nn.activation_layers import (
     Tanh,
     activation_layer,
 )
+from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.dense import Dense, Flatten
@@ -67,6 +68,7 @@ __all__ = [
     "Step",
     "SummaryRow",
     "Tanh",
+    "WindowBatchNorm",
     "accuracy",
     "activation_layer",
     "activations",
@@ -88,6 +90,7 @@ __all__ = [
     "squared_error",
     "summary",
     "tree_summary",
+    "window_statistics",
     "xor_network",
     "xor_table",
 ]

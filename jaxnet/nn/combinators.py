@@ -198,6 +198,7 @@ def MLP(
     dropout: float = 0.0,
     dtype=None,
     name: str | None = None,
+    dropout_mode: str = "inverted",
 ) -> Layer:
     """A multilayer perceptron: ``Dense -> activation`` for every hidden size, then a ``Dense`` output.
 
@@ -218,6 +219,8 @@ def MLP(
       dtype: dtype of every param (``Dense``, ``BatchNorm``, a named ``"prelu"``); default
         float32. With ``jax_enable_x64``, ``dtype=jnp.float64`` builds a float64 model.
       name: the key an enclosing combinator files the model's params under.
+      dropout_mode: ``"inverted"`` (scale in training) or ``"chapter"`` (scale by the keep
+        probability at test time), as for :func:`~jaxnet.nn.dropout.Dropout`.
 
     With both, a hidden block is ``Dense -> BatchNorm -> activation -> Dropout``.
     """
@@ -228,7 +231,7 @@ def MLP(
     if not isinstance(batchnorm, bool):
         raise TypeError(f"MLP: batchnorm must be a bool, got {batchnorm!r}")
     try:
-        Dropout(dropout)  # fail early, naming the bad rate
+        Dropout(dropout, dropout_mode)  # fail early, naming the bad rate or mode
     except (TypeError, ValueError) as e:
         raise type(e)(f"MLP dropout: {e}") from None
     typed = {} if dtype is None else {"dtype": dtype}
@@ -239,7 +242,7 @@ def MLP(
             layers.append(BatchNorm(**typed))
         layers.append(activation_layer(activation, where="MLP activation", dtype=dtype))
         if dropout:
-            layers.append(Dropout(dropout))
+            layers.append(Dropout(dropout, dropout_mode))
     layers.append(Dense(sizes[-1], w_init, b_init, **typed))
     if output_activation is not None:
         layers.append(activation_layer(output_activation, where="MLP output_activation", dtype=dtype))

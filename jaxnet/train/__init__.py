@@ -30,6 +30,7 @@ from jaxnet.train.parallel import (
     replicated,
     shard_batch,
 )
+from jaxnet.train.plateau import PlateauState, ReduceOnPlateau
 from jaxnet.train.precision import Policy, mixed_precision
 from jaxnet.train.safetensors_io import load_safetensors, read_safetensors, save_safetensors
 from jaxnet.train.step import eval_step_fn, make_eval_step, make_train_step, train_step_fn
@@ -45,6 +46,8 @@ __all__ = [
     "History",
     "NonFiniteWarning",
     "Policy",
+    "PlateauState",
+    "ReduceOnPlateau",
     "average_probabilities",
     "batch_sharding",
     "data_mesh",

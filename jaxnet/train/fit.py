@@ -15,6 +15,8 @@ from jaxnet.optim.interop import as_optimizer
 from jaxnet.train import epoch as E
 from jaxnet.train.distributed import check_mesh, replicate_global
 from jaxnet.train.history import EarlyStopping, History
+from jaxnet.train.plateau import PlateauState, ReduceOnPlateau, current_value, plateau_step
+from jaxnet.train.plateau import cut as cut_lr
 from jaxnet.train.precision import get_policy
 from jaxnet.types import Layer, Optimizer, check_key
 
@@ -213,6 +215,7 @@ def fit(
     eval_batch_size: int = 1024,
     precision=None,
     mesh=None,
+    reduce_on_plateau: ReduceOnPlateau | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_data = (x, y)`` with mini-batch steps of ``optimizer``.
 
@@ -253,6 +256,9 @@ def fit(
         data-parallel training, each step's batch split over the devices (``batch_size`` must be
         a multiple of their number), params replicated; across processes after
         :func:`~jaxnet.train.distributed.initialize`.
+      reduce_on_plateau: a :class:`~jaxnet.train.plateau.ReduceOnPlateau` rule: cut the learning
+        rate (held in the optimizer state, so nothing recompiles) when its monitor stops
+        improving; each record then also holds ``learning_rate``.
 
     Returns:
       A :class:`FitResult` ``(params, state, opt_state, history, epoch)``.
@@ -315,6 +321,12 @@ def fit(
             f"record; recorded: {columns}" + ("" if val is not None else " (give validation=)")
         )
 
+    if reduce_on_plateau is not None:
+        if reduce_on_plateau.monitor not in columns:
+            raise ValueError(f"fit: reduce_on_plateau monitors {reduce_on_plateau.monitor!r}; recorded: {columns}")
+        cut_lr(reduce_on_plateau, opt_state)  # fails now, not after an epoch, if there is no stored rate to cut
+        plateau = PlateauState()
+
     cfg = E.make_config(
         model,
         loss,
@@ -351,6 +363,11 @@ def fit(
             dt = (time.perf_counter() - t0) / max(int(ran.sum()), 1)
             for j in np.flatnonzero(ran):
                 record = {"epoch": start + int(j) + 1, **{k: float(logs[k][j]) for k in columns}, "time": dt}
+                if reduce_on_plateau is not None:
+                    record["learning_rate"] = current_value(reduce_on_plateau, carry.opt_state)
+                    plateau, cut_now = plateau_step(reduce_on_plateau, plateau, record[reduce_on_plateau.monitor])
+                    if cut_now:
+                        carry = carry._replace(opt_state=cut_lr(reduce_on_plateau, carry.opt_state))
                 history.records.append(record)
                 bar.update(record)
                 done = start + int(j) + 1

@@ -1,0 +1,14 @@
+"""Batch normalization (chapter section 4.3.3); code: :mod:`jaxnet.chapter.batchnorm`.
+
+Writes its PNG figures under ``--out`` (default ``out/batchnorm``) and prints the numbers behind them
+and the chapter's claims it checked. Quick by default; ``--full`` for the publication-size run.
+
+Usage::
+
+    python examples/batchnorm.py [--out DIR] [--full]
+"""
+
+from jaxnet.chapter._common import run_example
+
+if __name__ == "__main__":
+    run_example("batchnorm")

@@ -1,0 +1,14 @@
+"""Learning-rate schedules (chapter section 4.3.5); code: :mod:`jaxnet.chapter.schedules`.
+
+Writes its PNG figures under ``--out`` (default ``out/schedules``) and prints the numbers behind them
+and the chapter's claims it checked. Quick by default; ``--full`` for the publication-size run.
+
+Usage::
+
+    python examples/schedules.py [--out DIR] [--full]
+"""
+
+from jaxnet.chapter._common import run_example
+
+if __name__ == "__main__":
+    run_example("schedules")
