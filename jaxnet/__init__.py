@@ -30,6 +30,8 @@ from jaxnet.nn import (
     Tanh,
     serial,
 )
+from jaxnet.nn.conv import Conv, ConvTranspose
+from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from jaxnet.optim import adagrad, adam, adamw, apply_updates, chain, rmsprop, sgd
 from jaxnet.train import (
     evaluate,
@@ -44,6 +46,12 @@ from jaxnet.train import (
 from jaxnet.types import Layer, Optimizer
 
 __all__ = [
+    "AvgPool",
+    "Conv",
+    "ConvTranspose",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "MaxPool",
     "MLP",
     "BatchNorm",
     "Dense",

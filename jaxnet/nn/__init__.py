@@ -14,6 +14,7 @@ from jaxnet.nn.activation_layers import (
     Tanh,
     activation_layer,
 )
+from jaxnet.nn.conv import Conv, ConvTranspose
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
@@ -29,9 +30,16 @@ from jaxnet.nn.losses import (
     squared_error,
 )
 from jaxnet.nn.normalization import BatchNorm
+from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
+    "AvgPool",
+    "Conv",
+    "ConvTranspose",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "MaxPool",
     "MLP",
     "BatchNorm",
     "Dense",
