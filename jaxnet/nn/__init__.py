@@ -14,8 +14,8 @@ from jaxnet.nn.activation_layers import (
     Tanh,
     activation_layer,
 )
-from jaxnet.nn.conv import Conv, ConvTranspose
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
+from jaxnet.nn.conv import Conv, ConvTranspose
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
 from jaxnet.nn.losses import (
@@ -34,22 +34,22 @@ from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
+    "MLP",
     "AvgPool",
+    "BatchNorm",
     "Conv",
     "ConvTranspose",
-    "GlobalAvgPool",
-    "GlobalMaxPool",
-    "MaxPool",
-    "MLP",
-    "BatchNorm",
     "Dense",
     "Dropout",
     "Elu",
     "Flatten",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
     "Identity",
     "LeakyRelu",
     "LogSoftmax",
     "LogisticRegression",
+    "MaxPool",
     "PRelu",
     "Relu",
     "Sigmoid",
