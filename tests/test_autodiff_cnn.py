@@ -167,6 +167,13 @@ def _padding(draw, rank):
     return choice
 
 
+def _out_shape(layer, input_shape):
+    """``layer.init``'s output shape, traced abstractly (no params drawn), raising its ValueError."""
+    found = []
+    jax.eval_shape(lambda: found.append(layer.init(jax.random.PRNGKey(0), input_shape)[0]) or 0)
+    return found[0]
+
+
 @st.composite
 def cnns(draw):
     rank = draw(st.integers(1, 3))
@@ -200,7 +207,7 @@ def cnns(draw):
         else:
             layer = nn.BatchNorm()
         try:
-            current = layer.init(jax.random.PRNGKey(0), current)[0]
+            current = _out_shape(layer, current)
         except ValueError:  # a kernel or window larger than what is left: leave the layer out
             continue
         if np.prod(current[1:]) > 2000:  # keep compilation and the float64 run small
@@ -208,17 +215,15 @@ def cnns(draw):
         layers.append(layer)
     head = draw(st.sampled_from(["flatten", "global_avg", "global_max"]))
     layers.append({"flatten": nn.Flatten, "global_avg": nn.GlobalAvgPool, "global_max": nn.GlobalMaxPool}[head]())
-    layers.append(nn.Dense(draw(st.integers(1, 4))))
     loss = draw(st.sampled_from(["softmax_cross_entropy_with_integer_labels", "mean_squared_error"]))
+    layers.append(nn.Dense(draw(st.integers(2 if loss.startswith("softmax") else 1, 4))))  # 1 class: constant loss
     return layers, shape, loss, draw(st.integers(0, 2**31 - 1))
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(c=cnns())
 def test_handwritten_backprop_equals_jax_grad_on_random_cnns(x64, c):
     layers, shape, loss, seed = c
     model, params, state, x, y = _setup(layers, shape, loss, seed % 1000)
-    if model.layers[-1].config["n"] == 1 and loss == "softmax_cross_entropy_with_integer_labels":
-        y = np.zeros_like(y)
     _compare(model, params, state, x, y, loss)
