@@ -100,10 +100,10 @@ def _pool_layer(kind: str, window, strides, padding, channels_first: bool, name)
         out_shape(x.shape, "")
         dims, strd, pads = pool_geometry(cfg, x.shape)
         if kind == "max_pool":
-            return lax.reduce_window(x, jnp.array(_lowest(x.dtype), x.dtype), lax.max, dims, strd, pads), state
+            return lax.reduce_window(x, np.array(_lowest(x.dtype), x.dtype), lax.max, dims, strd, pads), state
         if not jnp.issubdtype(x.dtype, jnp.inexact):
             x = x.astype(jnp.float32)
-        total = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, dims, strd, pads)
+        total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strd, pads)
         return total / avg_pool_counts(cfg, x.shape, x.dtype), state
 
     return make_layer(display, init, apply, kind=kind, config=cfg, scope=name)
