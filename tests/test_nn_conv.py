@@ -19,7 +19,7 @@ def _pads(padding, sizes, keff, strides):
     if padding == "VALID":
         return [(0, 0)] * len(sizes)
     if padding == "SAME":
-        return [same_pads(n, k, s) for n, k, s in zip(sizes, keff, strides)]
+        return [same_pads(n, k, s) for n, k, s in zip(sizes, keff, strides, strict=True)]
     if isinstance(padding, int):
         return [(padding, padding)] * len(sizes)
     return [p if isinstance(p, tuple) else (p, p) for p in padding]
@@ -29,7 +29,7 @@ def ref_conv(x, w, b, strides, padding, dilation, groups):
     """Cross-correlation by loops: y[n, o, f] = b[f] + sum_{k, c in group(f)} xpad[n, o s + k d, c] w[k, c, f]."""
     rank = w.ndim - 2
     ksize, cin_g, feats = w.shape[:rank], w.shape[rank], w.shape[rank + 1]
-    keff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation)]
+    keff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation, strict=True)]
     pads = _pads(padding, x.shape[1:-1], keff, strides)
     xp = np.pad(x, [(0, 0), *pads, (0, 0)])
     out = [(xp.shape[i + 1] - keff[i]) // strides[i] + 1 for i in range(rank)]
@@ -37,7 +37,7 @@ def ref_conv(x, w, b, strides, padding, dilation, groups):
     y = np.zeros((x.shape[0], *out, feats))
     for o in itertools.product(*(range(n) for n in out)):
         for k in itertools.product(*(range(n) for n in ksize)):
-            patch = xp[(slice(None), *(oi * s + ki * d for oi, ki, s, d in zip(o, k, strides, dilation)))]
+            patch = xp[(slice(None), *(oi * s + ki * d for oi, ki, s, d in zip(o, k, strides, dilation, strict=True)))]
             for g in range(groups):
                 cin = slice(g * cin_g, (g + 1) * cin_g)
                 fo = slice(g * fpg, (g + 1) * fpg)
@@ -49,19 +49,23 @@ def ref_conv_transpose(x, w, b, strides, pads, dilation):
     """Scatter form: full[i s + k d] += x[i] w[K - 1 - k] (flipped kernel), then the window lax's padding selects."""
     rank = w.ndim - 2
     ksize = w.shape[:rank]
-    keff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation)]
-    full_shape = [(n - 1) * s + e for n, s, e in zip(x.shape[1:-1], strides, keff)]
+    keff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation, strict=True)]
+    full_shape = [(n - 1) * s + e for n, s, e in zip(x.shape[1:-1], strides, keff, strict=True)]
     full = np.zeros((x.shape[0], *full_shape, w.shape[-1]))
     for i in itertools.product(*(range(n) for n in x.shape[1:-1])):
         for k in itertools.product(*(range(n) for n in ksize)):
-            at = tuple(ii * s + kk * d for ii, kk, s, d in zip(i, k, strides, dilation))
-            flipped = tuple(n - 1 - kk for n, kk in zip(ksize, k))
+            at = tuple(ii * s + kk * d for ii, kk, s, d in zip(i, k, strides, dilation, strict=True))
+            flipped = tuple(n - 1 - kk for n, kk in zip(ksize, k, strict=True))
             full[(slice(None), *at)] += x[(slice(None), *i)] @ w[flipped]
-    out = [(n - 1) * s + 1 + lo + hi - e + 1 for n, s, (lo, hi), e in zip(x.shape[1:-1], strides, pads, keff)]
+    out = [
+        (n - 1) * s + 1 + lo + hi - e + 1 for n, s, (lo, hi), e in zip(x.shape[1:-1], strides, pads, keff, strict=True)
+    ]
     # y[o] = full[o + (k_eff - 1) - lo], zero outside full.
     margin = max(max(lo, hi) for lo, hi in pads) + max(keff)
     ext = np.pad(full, [(0, 0)] + [(margin, margin)] * rank + [(0, 0)])
-    index = tuple(slice(margin + e - 1 - lo, margin + e - 1 - lo + o) for e, (lo, _), o in zip(keff, pads, out))
+    index = tuple(
+        slice(margin + e - 1 - lo, margin + e - 1 - lo + o) for e, (lo, _), o in zip(keff, pads, out, strict=True)
+    )
     return ext[(slice(None), *index)] + b
 
 
@@ -135,13 +139,15 @@ def test_conv_transpose_matches_scatter_loops(x64, case):
     out_shape, params, state = layer.init(jax.random.PRNGKey(2), (-1, *spatial, cin))
     x = np.random.default_rng(3).normal(size=(2, *spatial, cin))
     y, _ = layer.apply(params, state, x, train=False)
-    keff = [(k - 1) * dd + 1 for k, dd in zip(kernel, d)]
+    keff = [(k - 1) * dd + 1 for k, dd in zip(kernel, d, strict=True)]
     if padding == "SAME":
-        want_sizes = [n * ss for n, ss in zip(spatial, s)]
+        want_sizes = [n * ss for n, ss in zip(spatial, s, strict=True)]
     elif padding == "VALID":
-        want_sizes = [n * ss + max(e - ss, 0) for n, ss, e in zip(spatial, s, keff)]
+        want_sizes = [n * ss + max(e - ss, 0) for n, ss, e in zip(spatial, s, keff, strict=True)]
     else:
-        want_sizes = [(n - 1) * ss + 1 + lo + hi - e + 1 for n, ss, (lo, hi), e in zip(spatial, s, padding, keff)]
+        want_sizes = [
+            (n - 1) * ss + 1 + lo + hi - e + 1 for n, ss, (lo, hi), e in zip(spatial, s, padding, keff, strict=True)
+        ]
     assert out_shape == (-1, *want_sizes, feats) == (-1, *y.shape[1:])
     if isinstance(padding, str):  # the same numbers as jax.lax.conv_transpose (Flax's ConvTranspose)
         dn = (
@@ -183,7 +189,7 @@ def test_plain_jit_and_vmap_agree(make):
 
 def test_params_name_and_dtype(x64):
     model = nn.serial(nn.Conv(3, (2,), name="stem", dtype=jnp.float64), nn.Conv(2, (2,), use_bias=False))
-    _, params, state = model.init(jax.random.PRNGKey(0), (-1, 5, 4))
+    _, params, _state = model.init(jax.random.PRNGKey(0), (-1, 5, 4))
     assert set(params) == {"stem", "conv_1"} and set(params["conv_1"]) == {"w"}
     assert params["stem"]["w"].dtype == jnp.float64 and params["conv_1"]["w"].dtype == jnp.float32
     chex.assert_shape(params["stem"]["w"], (2, 4, 3))

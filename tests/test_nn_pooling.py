@@ -17,7 +17,7 @@ def ref_pool(x, window, strides, padding, reduce):
     if padding == "VALID":
         pads = [(0, 0)] * rank
     elif padding == "SAME":
-        pads = [same_pads(n, k, s) for n, k, s in zip(x.shape[1:-1], window, strides)]
+        pads = [same_pads(n, k, s) for n, k, s in zip(x.shape[1:-1], window, strides, strict=True)]
     elif isinstance(padding, int):
         pads = [(padding, padding)] * rank
     else:
@@ -26,7 +26,7 @@ def ref_pool(x, window, strides, padding, reduce):
     out = [(xp.shape[i + 1] - window[i]) // strides[i] + 1 for i in range(rank)]
     y = np.zeros((x.shape[0], *out, x.shape[-1]))
     for o in itertools.product(*(range(n) for n in out)):
-        box = tuple(slice(oi * s, oi * s + k) for oi, s, k in zip(o, strides, window))
+        box = tuple(slice(oi * s, oi * s + k) for oi, s, k in zip(o, strides, window, strict=True))
         patch = xp[(slice(None), *box)].reshape(x.shape[0], -1, x.shape[-1])
         y[(slice(None), *o)] = reduce(patch, axis=1)
     return y
