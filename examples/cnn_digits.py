@@ -27,7 +27,7 @@ EPOCHS = 50
 BATCH = 32
 
 
-WIDTHS = (64, 128)
+WIDTHS = (32, 64)
 
 
 def cnn(classes: int = 10, widths=WIDTHS):
