@@ -34,10 +34,13 @@ class Config:
     name: str
     sizes: tuple
     batch: int
+    macs: int = 0  # multiply-adds per sample of a non-MLP network (the ``cnn`` config); 0 for an MLP
 
     @property
     def weights(self) -> int:
         """Number of matrix weights (biases excluded): the FLOP count uses ``6 * weights * batch`` per step."""
+        if self.macs:
+            return self.macs
         return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
     @property
@@ -54,6 +57,8 @@ CONFIGS = {
     "small": Config("small", (784, 256, 256, 10), 32),
     "medium": Config("medium", (784, 1024, 1024, 10), 256),
     "large": Config("large", (784, 2048, 2048, 10), 2048),
+    # The CNN of _cnn.py on 8x8x1 images (64 pixels in, 10 classes out); only jaxnet-step and raw-jax-step build it.
+    "cnn": Config("cnn", (64, 10), 64, macs=8 * 8 * 9 * 32 + 4 * 4 * 9 * 32 * 64 + 2 * 2 * 64 * 10),
 }
 # On a GPU the large config is scaled up so that it fills the device.
 GPU_CONFIGS = dict(CONFIGS, large=Config("large", (784, 4096, 4096, 10), 8192))
@@ -61,8 +66,8 @@ SMOKE_CONFIG = Config("smoke", (16, 8, 8, 4), 8)
 
 # Steps per timed call (one "epoch" of the scan variants; the data set holds steps * batch samples).
 STEPS = {
-    "cpu": {"overhead": 256, "small": 128, "medium": 16, "large": 2, "smoke": 2},
-    "gpu": {"overhead": 512, "small": 512, "medium": 256, "large": 16, "smoke": 2},
+    "cpu": {"overhead": 256, "small": 128, "medium": 16, "large": 2, "smoke": 2, "cnn": 32},
+    "gpu": {"overhead": 512, "small": 512, "medium": 256, "large": 16, "smoke": 2, "cnn": 256},
 }
 
 

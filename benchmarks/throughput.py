@@ -2,7 +2,9 @@
 
 Configs (ReLU MLP, softmax cross-entropy on integer labels, Adam, data in memory):
 overhead 64-64-64-10 batch 32, small 784-256-256-10 batch 32, medium 784-1024-1024-10
-batch 256, large 784-2048-2048-10 batch 2048 (784-4096-4096-10 batch 8192 on a GPU).
+batch 256, large 784-2048-2048-10 batch 2048 (784-4096-4096-10 batch 8192 on a GPU); and ``cnn``,
+the CNN of ``_cnn.py`` on 8x8x1 images, batch 64 (jaxnet-step and raw-jax-step only; GFLOP/s
+counted from its multiply-adds).
 
 Each variant runs in its own process, once per round, the order shuffled every round;
 inside a process each config is compiled, warmed up and timed over repeated calls of
@@ -26,10 +28,11 @@ import traceback
 
 import _common as C
 import matmul_rate
+from _cnn import CNN_VARIANTS
 
 MIN_TIME = {
-    "cpu": {"overhead": 0.4, "small": 0.4, "medium": 0.6, "large": 1.0},
-    "gpu": {"overhead": 0.3, "small": 0.3, "medium": 0.3, "large": 0.5},
+    "cpu": {"overhead": 0.4, "small": 0.4, "medium": 0.6, "large": 1.0, "cnn": 0.4},
+    "gpu": {"overhead": 0.3, "small": 0.3, "medium": 0.3, "large": 0.5, "cnn": 0.3},
 }
 REF = "raw-jax-step"
 SMOKE_VARIANTS = "jaxnet-step,jaxnet-scan,raw-jax-step,raw-jax-scan"
@@ -48,8 +51,11 @@ def worker(argv) -> None:
         cfg = C.get_config(name, profile)
         steps = C.steps_for(cfg, profile)
         x, y = C.make_data(cfg, steps)
+        if cfg.name == "cnn" and variant not in CNN_VARIANTS:
+            out["configs"][name] = {"error": f"{variant} has no CNN version (only {sorted(CNN_VARIANTS)})"}
+            continue
         try:
-            run = build(cfg, steps, dtype, x, y)
+            run = (CNN_VARIANTS[variant] if cfg.name == "cnn" else build)(cfg, steps, dtype, x, y)
             first, times = C.time_job(
                 run, min_time=MIN_TIME[profile].get(cfg.name, 0.0), smoke=smoke
             )  # no entry for "smoke"

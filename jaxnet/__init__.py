@@ -44,6 +44,8 @@ from jaxnet.nn import (
     summary,
     tree_summary,
 )
+from jaxnet.nn.conv import Conv, ConvTranspose
+from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from jaxnet.optim import adagrad, adam, adamw, apply_updates, chain, rmsprop, sgd
 from jaxnet.train import (
     evaluate,
@@ -62,7 +64,10 @@ from jaxnet.types import Layer, Optimizer
 
 __all__ = [
     "MLP",
+    "AvgPool",
     "BatchNorm",
+    "Conv",
+    "ConvTranspose",
     "Dense",
     "Dropout",
     "Elu",
@@ -72,12 +77,15 @@ __all__ = [
     "FanOut",
     "Flatten",
     "Gelu",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
     "Identity",
     "Layer",
     "LayerNorm",
     "LeakyRelu",
     "LogSoftmax",
     "LogisticRegression",
+    "MaxPool",
     "Optimizer",
     "PRelu",
     "RMSNorm",

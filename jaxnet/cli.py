@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--data", default="digits", help=f"dataset: {DATASETS} (default: digits)")
     t.add_argument(
+        "--model",
+        choices=("mlp", "cnn"),
+        default="mlp",
+        help="mlp (--hidden widths) or cnn for image data: two Conv(3x3)-BatchNorm-activation-MaxPool(2x2) "
+        "blocks of 32 and 64 channels, then Dense; --hidden and --batchnorm apply to mlp only (default: mlp)",
+    )
+    t.add_argument(
         "--hidden", type=_hidden, default=[256, 128], help="hidden layer widths, comma-separated (default: 256,128)"
     )
     t.add_argument(
@@ -242,16 +249,44 @@ def load_data(cfg: dict):
     return prep(train), prep(val), prep(test), info
 
 
-def build_model(cfg: dict, classes: int):
-    """The MLP the settings describe: hidden widths, activation, BatchNorm, dropout, ``classes`` logits."""
+def build_model(cfg: dict, classes: int, image_shape=None):
+    """The MLP (or, with ``model: cnn``, the CNN) the settings describe, with ``classes`` logits."""
     from jaxnet.nn import MLP
 
+    if cfg.get("model", "mlp") == "cnn":
+        return _build_cnn(cfg, classes, image_shape)
     kw = {}
     if cfg["batchnorm"]:
         kw["batchnorm"] = True
     if cfg["dropout"]:
         kw["dropout"] = cfg["dropout"]
     return MLP(list(cfg["hidden"]) + [classes], cfg["activation"], **kw)
+
+
+def _build_cnn(cfg: dict, classes: int, image_shape):
+    """Flat images -> [N, H, W, 1] -> (Conv-BatchNorm-activation-MaxPool) x 2 -> [Dropout] -> Dense."""
+    from jaxnet import nn
+    from jaxnet.nn.core import make_layer
+
+    if image_shape is None:
+        raise ValueError(f"jaxnet train: --model cnn needs image data (digits or mnist), got --data {cfg['data']}")
+    shape = (*image_shape, 1)
+
+    def init(key, input_shape):
+        return (input_shape[0], *shape), {}, {}
+
+    def apply(params, state, x, *, key, train):
+        return x.reshape((x.shape[0], *shape)), state
+
+    to_images = make_layer(f"Reshape({shape})", init, apply, kind="reshape", config={"shape": shape})
+    act = nn.activation_layer(cfg["activation"])
+    layers = [to_images]
+    for features in (32, 64):
+        layers += [nn.Conv(features, (3, 3), use_bias=False), nn.BatchNorm(), act, nn.MaxPool((2, 2))]
+    layers.append(nn.Flatten())
+    if cfg["dropout"]:
+        layers.append(nn.Dropout(cfg["dropout"]))
+    return nn.serial(*layers, nn.Dense(classes))
 
 
 def build_optimizer(cfg: dict, steps_per_epoch: int):
@@ -324,6 +359,7 @@ def build_augment(cfg: dict, info: dict):
 def _settings(args) -> dict:
     keys = (
         "data",
+        "model",
         "hidden",
         "activation",
         "batchnorm",
@@ -436,7 +472,7 @@ def train(args) -> dict:
     if not 0.0 <= cfg["dropout"] < 1.0:
         raise ValueError(f"jaxnet train: --dropout must lie in [0, 1), got {cfg['dropout']}")
     train_d, val_d, test_d, info = load_data(cfg)
-    model = build_model(cfg, info["classes"])
+    model = build_model(cfg, info["classes"], info["image_shape"])
     batch = min(cfg["batch_size"], train_d[0].shape[0])
     optimizer = build_optimizer(cfg, train_d[0].shape[0] // batch)
     augment = build_augment(cfg, info)
@@ -526,7 +562,7 @@ def evaluate(path: str) -> dict:
     if not isinstance(cfg, dict):
         raise ValueError(f"jaxnet evaluate: {path!r} was not written by `jaxnet train` (no CLI settings in it)")
     _, _, test_d, info = load_data(cfg)
-    model = build_model(cfg, info["classes"])
+    model = build_model(cfg, info["classes"], info["image_shape"])
     inits = [model.init(jax.random.PRNGKey(k), (-1,) + tuple(info["features"]))[1:] for k in range(cfg["ensemble"])]
     if cfg["ensemble"] > 1:
         like_p, like_s = T.stack([p for p, _ in inits]), T.stack([s for _, s in inits])

@@ -66,7 +66,7 @@ def test_same_key_same_values_different_key_different_values():
 
 def test_fans():
     assert I.fans((784, 128)) == (784, 128)
-    assert I.fans((3, 3, 16, 32)) == (3 * 3 * 16, 32)
+    assert I.fans((3, 3, 16, 32)) == (3 * 3 * 16, 3 * 3 * 32)  # HWIO: the receptive field counts both ways
     assert I.fans((5,)) == (5, 5)
 
 

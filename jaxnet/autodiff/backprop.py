@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.autodiff import penalties as P
+from jaxnet.autodiff.conv_rules import CONV_RULES
 from jaxnet.nn import activations as A
 from jaxnet.nn import losses as L
 from jaxnet.nn.combinators import layer_keys
@@ -233,6 +234,7 @@ RULES: dict[str, Rule] = {
     "dropout": Rule(_dropout_forward, _dropout_backward),
 }
 """Hand-written forward/backward rules by layer kind."""
+RULES.update({kind: Rule(*rule) for kind, rule in CONV_RULES.items()})  # conv, conv_transpose and the pools
 
 
 def _forward(layer, params, state, x, key, train, mask=None):

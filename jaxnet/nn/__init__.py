@@ -20,6 +20,7 @@ from jaxnet.nn.activation_layers import (
 from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
+from jaxnet.nn.conv import Conv, ConvTranspose
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
 from jaxnet.nn.embedding import Embedding
@@ -36,12 +37,16 @@ from jaxnet.nn.losses import (
     squared_error,
 )
 from jaxnet.nn.normalization import BatchNorm
+from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from jaxnet.nn.summary import ModelSummary, SummaryRow, summary, tree_summary
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
     "MLP",
+    "AvgPool",
     "BatchNorm",
+    "Conv",
+    "ConvTranspose",
     "Dense",
     "Dropout",
     "Elu",
@@ -51,11 +56,14 @@ __all__ = [
     "FanOut",
     "Flatten",
     "Gelu",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
     "Identity",
     "LayerNorm",
     "LeakyRelu",
     "LogSoftmax",
     "LogisticRegression",
+    "MaxPool",
     "ModelSummary",
     "PRelu",
     "RMSNorm",

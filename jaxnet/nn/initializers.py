@@ -4,9 +4,11 @@ Plain ones (``zeros``, ``ones``) are initializers themselves; parameterised ones
 factories that return an initializer (``normal(0.01)``, ``he_normal()``), as in
 ``jax.nn.initializers``.
 
-Fans, for a weight of shape ``(..., fan_in_last, fan_out)``: ``fan_out = shape[-1]`` and
-``fan_in = prod(shape[:-1])``. For a Dense kernel ``(n_in, n_out)`` these are ``n_in``
-and ``n_out``.
+Fans: a Dense kernel ``(n_in, n_out)`` has ``fan_in = n_in`` and ``fan_out = n_out``. A
+convolution kernel is laid out HWIO, ``(*kernel_size, in_channels, out_channels)`` (the last
+two axes are the input and output channels, every earlier axis is spatial), and its fans count
+the receptive field ``r = prod(kernel_size)``: ``fan_in = r * in_channels`` and
+``fan_out = r * out_channels``, as in Flax, Keras and PyTorch.
 
 The chapter (§4.3.2) and the standard names, side by side:
 
@@ -56,16 +58,19 @@ def _check_shape(where: str, shape) -> tuple:
 
 
 def fans(shape: Sequence[int]) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of a weight shape: ``prod(shape[:-1])`` and ``shape[-1]``.
+    """``(fan_in, fan_out)`` of a weight shape.
 
-    A 1-d shape ``(n,)`` has fan_in = fan_out = n.
+    ``(n_in, n_out)`` gives ``(n_in, n_out)``; an N-d HWIO kernel ``(*kernel, c_in, c_out)`` gives
+    ``(prod(kernel) * c_in, prod(kernel) * c_out)`` (the receptive field counts); a 1-d shape
+    ``(n,)`` has fan_in = fan_out = n.
     """
     shape = tuple(shape)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
-    return int(np.prod(shape[:-1])), int(shape[-1])
+    receptive = int(np.prod(shape[:-2]))
+    return receptive * int(shape[-2]), receptive * int(shape[-1])
 
 
 def zeros(key, shape, dtype=jnp.float32):
