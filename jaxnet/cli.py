@@ -266,19 +266,10 @@ def build_model(cfg: dict, classes: int, image_shape=None):
 def _build_cnn(cfg: dict, classes: int, image_shape):
     """Flat images -> [N, H, W, 1] -> (Conv-BatchNorm-activation-MaxPool) x 2 -> [Dropout] -> Dense."""
     from jaxnet import nn
-    from jaxnet.nn.core import make_layer
 
     if image_shape is None:
         raise ValueError(f"jaxnet train: --model cnn needs image data (digits or mnist), got --data {cfg['data']}")
-    shape = (*image_shape, 1)
-
-    def init(key, input_shape):
-        return (input_shape[0], *shape), {}, {}
-
-    def apply(params, state, x, *, key, train):
-        return x.reshape((x.shape[0], *shape)), state
-
-    to_images = make_layer(f"Reshape({shape})", init, apply, kind="reshape", config={"shape": shape})
+    to_images = nn.Reshape((*image_shape, 1))
     act = nn.activation_layer(cfg["activation"])
     layers = [to_images]
     for features in (32, 64):
