@@ -26,7 +26,9 @@ def _hidden(text: str):
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden must be comma-separated ints such as 256,128, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--hidden must be comma-separated ints such as 256,128, got {text!r}"
+        ) from None
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"--hidden sizes must be positive, got {text!r}")
     return sizes
@@ -107,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience",
         type=int,
         default=0,
-        help="early stopping on val_loss after this many epochs without improvement, restoring the best epoch; 0 disables (default: 0)",
+        help=(
+            "early stopping on val_loss after this many epochs without improvement, restoring the best epoch; "
+            "0 disables (default: 0)"
+        ),
     )
     t.add_argument("--test", type=float, default=0.2, help="fraction held out for testing, stratified (default: 0.2)")
     t.add_argument(
@@ -187,7 +192,7 @@ def build_model(cfg: dict, classes: int):
         kw["batchnorm"] = True
     if cfg["dropout"]:
         kw["dropout"] = cfg["dropout"]
-    return MLP(list(cfg["hidden"]) + [classes], cfg["activation"], **kw)
+    return MLP([*cfg["hidden"], classes], cfg["activation"], **kw)
 
 
 def build_optimizer(cfg: dict, steps_per_epoch: int):
@@ -248,7 +253,7 @@ def build_augment(cfg: dict, info: dict):
     warp, stats, shape = D.make_augment(**kw), info["stats"], info["image_shape"]
 
     def augment(key, x):
-        images = D.standardize_inverse(stats, x).reshape((-1,) + shape)
+        images = D.standardize_inverse(stats, x).reshape((-1, *shape))
         return D.standardize(stats, warp(key, images).reshape(x.shape))
 
     return augment
@@ -294,11 +299,11 @@ def _plot(path, histories, title):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for i, h in enumerate(histories):
         tag = f" (member {i})" if len(histories) > 1 else ""
-        for ax, col in zip(axes, ("loss", "accuracy")):
+        for ax, col in zip(axes, ("loss", "accuracy"), strict=True):
             ax.plot(h["epoch"], h[col], label=f"train{tag}", alpha=0.8)
-            if f"val_{col}" in h.keys():
+            if f"val_{col}" in h:
                 ax.plot(h["epoch"], h[f"val_{col}"], "--", label=f"validation{tag}", alpha=0.8)
-    for ax, col in zip(axes, ("loss", "accuracy")):
+    for ax, col in zip(axes, ("loss", "accuracy"), strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(col)
         ax.grid(alpha=0.3)
@@ -414,7 +419,7 @@ def evaluate(path: str) -> dict:
         raise ValueError(f"jaxnet evaluate: {path!r} was not written by `jaxnet train` (no CLI settings in it)")
     _, _, test_d, info = load_data(cfg)
     model = build_model(cfg, info["classes"])
-    inits = [model.init(jax.random.PRNGKey(k), (-1,) + tuple(info["features"]))[1:] for k in range(cfg["ensemble"])]
+    inits = [model.init(jax.random.PRNGKey(k), (-1, *info["features"]))[1:] for k in range(cfg["ensemble"])]
     if cfg["ensemble"] > 1:
         like_p, like_s = T.stack([p for p, _ in inits]), T.stack([s for _, s in inits])
     else:

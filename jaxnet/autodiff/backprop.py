@@ -67,7 +67,7 @@ def _apply(layer, params, state, x, key, train):
 def _serial_forward(layer, params, state, x, key, train):
     keys = layer_keys(layer.layers)
     saved, new_state = [], {}
-    for i, (k, sub) in enumerate(zip(keys, layer.layers)):
+    for i, (k, sub) in enumerate(zip(keys, layer.layers, strict=True)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and sub.needs_key) else None
         x, new_state[k], s = _forward(sub, params[k], state[k], x, sub_key, train)
         saved.append(s)
@@ -77,7 +77,7 @@ def _serial_forward(layer, params, state, x, key, train):
 def _serial_backward(layer, params, saved, g):
     keys = layer_keys(layer.layers)
     grads = {}
-    for k, sub, s in reversed(list(zip(keys, layer.layers, saved))):
+    for k, sub, s in reversed(list(zip(keys, layer.layers, saved, strict=True))):
         g, grads[k] = _backward(sub, params[k], s, g)
     return g, grads
 
@@ -242,7 +242,7 @@ def check_supported(model: Layer, *, where: str = "backprop") -> None:
             raise ValueError(
                 f"{where}: layer {layer.name} at {path} names unknown activation {layer.config.get('fn')!r}"
             )
-        for k, sub in zip(layer_keys(layer.layers), layer.layers):
+        for k, sub in zip(layer_keys(layer.layers), layer.layers, strict=True):
             visit(sub, f"{path}/{k}")
 
     visit(model, "model")

@@ -67,8 +67,8 @@ def _path(p) -> str:
 
 
 def _defaults(params, x):
-    leaves = [jnp.asarray(l) for l in jax.tree_util.tree_leaves(params)] + [jnp.asarray(x)]
-    floats = [l.dtype for l in leaves if jnp.issubdtype(l.dtype, jnp.floating)]
+    leaves = [jnp.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)] + [jnp.asarray(x)]
+    floats = [leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)]
     wide = any(d == jnp.float64 for d in floats)
     # (rtol, fd_rtol, eps): round-off bounds the agreement; central differences err by O(eps^2) + O(u/eps).
     return (1e-8, 1e-5, 1e-6) if wide else (1e-3, 5e-2, 1e-3)
@@ -159,7 +159,7 @@ def check_grads(
     # Each L(w +- eps) is rounded, so a central difference carries about u |L| / eps of noise; not counted.
     fd_noise = 10 * float(jnp.finfo(dtype).eps) * abs(float(value)) / eps
     report = {}
-    for j, (path, leaf, ref, hw) in enumerate(zip(paths, leaves, ref_leaves, hw_leaves)):
+    for j, (path, ref, hw) in enumerate(zip(paths, ref_leaves, hw_leaves, strict=True)):
         hw_err = relative_error(hw, ref, floor)
         fd_err = float("nan")
         if chosen[j] is not None:
@@ -201,6 +201,6 @@ def _central_differences(objective, leaves, treedef, j, idx, eps):
         new[j] = v
         return objective(jax.tree_util.tree_unflatten(treedef, new))
 
-    basis = jax.nn.one_hot(jnp.asarray(idx), leaf.size, dtype=leaf.dtype).reshape((len(idx),) + leaf.shape)
+    basis = jax.nn.one_hot(jnp.asarray(idx), leaf.size, dtype=leaf.dtype).reshape((len(idx), *leaf.shape))
     plus, minus = jax.vmap(at)(leaf + eps * basis), jax.vmap(at)(leaf - eps * basis)
     return (plus - minus) / (2 * eps)

@@ -197,7 +197,7 @@ def jaxpr_to_dot(
                 lines.append(f"{indent}subgraph {cluster} {{")
                 lines.append(f"{indent}  label={_quote(f'{eqn.primitive.name}: {name}')}; style=dashed;")
                 inner_env = {}
-                for iv, src in zip(inner.invars, ins):
+                for iv, src in zip(inner.invars, ins, strict=True):
                     inner_env[iv] = src
                 for cv in inner.constvars:
                     cid = new_id("k")
@@ -205,7 +205,7 @@ def jaxpr_to_dot(
                     inner_env[cv] = cid
                 emit(inner, inner_env, indent + "  ")
                 lines.append(f"{indent}}}")
-                for ov, iv in zip(eqn.outvars, inner.outvars):
+                for ov, iv in zip(eqn.outvars, inner.outvars, strict=True):
                     env[ov] = source(iv, inner_env, indent)
                 continue
             nid = new_id("e")

@@ -125,7 +125,7 @@ class Node:
         for node in reversed(order):
             if node._vjp is None:
                 continue
-            for parent, g in zip(node.parents, node._vjp(node.grad)):
+            for parent, g in zip(node.parents, node._vjp(node.grad), strict=True):
                 parent.grad = parent.grad + unbroadcast(g, parent.shape)
 
     # Python operators build graph nodes.

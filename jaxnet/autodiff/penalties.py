@@ -46,7 +46,7 @@ def parse_penalties(penalties: Sequence, *, where: str = "penalties") -> tuple[P
     for i, p in enumerate(penalties):
         if not isinstance(p, (tuple, list)) or len(p) not in (2, 3):
             raise TypeError(f"{where}: penalty {i} must be (kind, lam) or (kind, lam, mask), got {p!r}")
-        kind, lam, mask = (tuple(p) + (None,))[:3]
+        kind, lam, mask = (*p, None)[:3]
         if kind not in KINDS:
             raise ValueError(f"{where}: penalty {i} kind must be one of {KINDS}, got {kind!r}")
         if not isinstance(lam, jax.Array):

@@ -283,7 +283,7 @@ def pipeline(*transforms):
 
     def augment(key, images):
         keys = jax.random.split(key, len(transforms))
-        for k, t in zip(keys, transforms):
+        for k, t in zip(keys, transforms, strict=True):
             images = t(k, images)
         return images
 

@@ -97,7 +97,7 @@ def split_indices(key, y, *, sizes, stratify: bool = True, fn: str = "split_indi
 
 
 def _sizes(fn: str, n: int, fractions) -> list:
-    sizes = [max(1, int(round(f * n))) if f > 0 else 0 for f in fractions]
+    sizes = [max(1, round(float(f) * n)) if f > 0 else 0 for f in fractions]
     if sum(sizes) >= n:
         raise ValueError(
             f"{fn}: the held-out fractions {tuple(fractions)} of n={n} samples leave no "

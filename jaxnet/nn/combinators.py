@@ -79,7 +79,7 @@ def _first_mismatch(path: str, expected, got) -> str | None:
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)) or len(got) != len(expected):
             return f"{path}: expected a sequence of {len(expected)} entries, got {got!r:.60}"
-        for i, (e, g) in enumerate(zip(expected, got)):
+        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
             found = _first_mismatch(f"{path}[{i}]", e, g)
             if found:
                 return found
@@ -96,7 +96,7 @@ def _diagnose(layer: Layer, k: str, params, state, x) -> str | None:
 
     Runs only on failure, so models that work pay nothing for it.
     """
-    shape = (-1,) + tuple(x.shape[1:]) if getattr(x, "ndim", 0) >= 1 else None
+    shape = (-1, *x.shape[1:]) if getattr(x, "ndim", 0) >= 1 else None
     if shape is None:
         return None
     try:
@@ -136,7 +136,7 @@ def serial(*layers: Layer) -> Layer:
     def init(key, input_shape):
         params, state = {}, {}
         shape = input_shape
-        for i, (k, layer) in enumerate(zip(keys, layers)):
+        for i, (k, layer) in enumerate(zip(keys, layers, strict=True)):
             try:
                 shape, params[k], state[k] = layer.init(jax.random.fold_in(key, i), shape)
             except (ValueError, TypeError) as e:
@@ -147,7 +147,7 @@ def serial(*layers: Layer) -> Layer:
         _check_tree_keys(short, "params", params, keys)
         _check_tree_keys(short, "state", state, keys)
         new_state = {}
-        for i, (k, layer) in enumerate(zip(keys, layers)):
+        for i, (k, layer) in enumerate(zip(keys, layers, strict=True)):
             sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
             try:
                 y, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
@@ -175,7 +175,7 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask
         raise ValueError(f"intermediates: expected a serial model, got {model.name}")
     keys = layer_keys(model.layers)
     outs = [x]
-    for i, (k, layer) in enumerate(zip(keys, model.layers)):
+    for i, (k, layer) in enumerate(zip(keys, model.layers, strict=True)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
         x, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
         outs.append(x)
@@ -251,4 +251,4 @@ def LogisticRegression(n_classes: int = 2, *, probabilities: bool = False, w_ini
         layers = [Dense(1, w_init)] + (["sigmoid"] if probabilities else [])
     else:
         layers = [Dense(n_classes, w_init)] + (["softmax"] if probabilities else [])
-    return serial(*[activation_layer(l) if isinstance(l, str) else l for l in layers])
+    return serial(*[activation_layer(layer) if isinstance(layer, str) else layer for layer in layers])

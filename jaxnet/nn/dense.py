@@ -51,7 +51,7 @@ def Dense(n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = Tru
         params = {"w": w_init(kw, (n_in, n), dtype)}
         if use_bias:
             params["b"] = b_init(kb, (n,), dtype)
-        return input_shape[:-1] + (n,), params, {}
+        return (*input_shape[:-1], n), params, {}
 
     def apply(params, state, x, *, key, train):
         w = params["w"]
@@ -85,6 +85,6 @@ def Flatten() -> Layer:
     def apply(params, state, x, *, key, train):
         if x.ndim < 1:
             raise ValueError(f"{name} expected an input with a batch axis, got a scalar")
-        return x.reshape(x.shape[:1] + (-1,)), state
+        return x.reshape((*x.shape[:1], -1)), state
 
     return make_layer(name, init, apply, kind="flatten")

@@ -22,7 +22,7 @@ def _reduce(name: str, per_sample, where):
 
 
 def _sum_features(v):
-    return jnp.sum(v.reshape(v.shape[:1] + (-1,)), axis=-1) if v.ndim > 1 else v
+    return jnp.sum(v.reshape((*v.shape[:1], -1)), axis=-1) if v.ndim > 1 else v
 
 
 def _check_same_shape(name: str, outputs, targets):
@@ -48,7 +48,7 @@ def mean_squared_error(outputs, targets, where=None):
     targets = jnp.asarray(targets, outputs.dtype)
     _check_same_shape("mean_squared_error", outputs, targets)
     d = (outputs - targets) ** 2
-    per_sample = jnp.mean(d.reshape(d.shape[:1] + (-1,)), axis=-1) if d.ndim > 1 else d
+    per_sample = jnp.mean(d.reshape((*d.shape[:1], -1)), axis=-1) if d.ndim > 1 else d
     return _reduce("mean_squared_error", per_sample, where)
 
 
@@ -141,7 +141,7 @@ def binary_accuracy(outputs, labels, where=None, *, threshold: float = 0.0):
     """
     y = _binary_targets("binary_accuracy", outputs, labels)
     hit = ((outputs > threshold).astype(outputs.dtype) == y).astype(jnp.float32)
-    per = jnp.mean(hit.reshape(hit.shape[:1] + (-1,)), axis=-1) if hit.ndim > 1 else hit
+    per = jnp.mean(hit.reshape((*hit.shape[:1], -1)), axis=-1) if hit.ndim > 1 else hit
     return _reduce("binary_accuracy", per, where)
 
 

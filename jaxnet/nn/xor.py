@@ -43,5 +43,5 @@ def xor_table(x=None):
     model, params, state = xor_network()
     if x is None:
         x = jnp.array([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32)
-    _, z1, h, z2, y = intermediates(model, params, state, x, train=False)
+    _, _z1, h, z2, y = intermediates(model, params, state, x, train=False)
     return {"x1": x[:, 0], "x2": x[:, 1], "h1": h[:, 0], "h2": h[:, 1], "z": z2[:, 0], "y": y[:, 0]}

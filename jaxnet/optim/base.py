@@ -38,6 +38,9 @@ def chain(*transforms: Optimizer) -> Optimizer:
     Raises:
       ValueError: when called with no transforms.
       TypeError: when an argument is not an :class:`~jaxnet.types.Optimizer`.
+
+    The returned ``update`` raises ValueError when given a state that this chain's ``init`` did not make
+    (another chain's, with a different number of transforms).
     """
     if not transforms:
         raise ValueError("chain() needs at least one transform, got none")
@@ -49,9 +52,16 @@ def chain(*transforms: Optimizer) -> Optimizer:
         return ChainState(tuple(t.init(params) for t in transforms))
 
     def update(grads, state, params=None):
+        # A state from another chain would otherwise be zipped short and skip transforms silently.
+        states = getattr(state, "states", None)
+        if not isinstance(states, (tuple, list)) or len(states) != len(transforms):
+            got = f"{len(states)} states" if isinstance(states, (tuple, list)) else type(state).__name__
+            raise ValueError(
+                f"chain.update: expected the state of this chain's init ({len(transforms)} states), got {got}"
+            )
         new_states = []
         updates = grads
-        for t, s in zip(transforms, state.states):
+        for t, s in zip(transforms, state.states, strict=True):
             updates, s = t.update(updates, s, params)
             new_states.append(s)
         return updates, ChainState(tuple(new_states))
@@ -62,5 +72,5 @@ def chain(*transforms: Optimizer) -> Optimizer:
 def tree_map_n(fn, n: int, tree, *rest):
     """Map ``fn`` returning an ``n``-tuple over leaves; return ``n`` trees shaped like ``tree``."""
     treedef = jax.tree_util.tree_structure(tree)
-    outs = [fn(*xs) for xs in zip(treedef.flatten_up_to(tree), *(treedef.flatten_up_to(r) for r in rest))]
+    outs = [fn(*xs) for xs in zip(treedef.flatten_up_to(tree), *(treedef.flatten_up_to(r) for r in rest), strict=True)]
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))

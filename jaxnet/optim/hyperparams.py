@@ -70,7 +70,7 @@ def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, hi
         if np.shape(value) != ():
             raise ValueError(f"{owner}: {name} must be a scalar, got shape {np.shape(value)}")
         return value
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+    if isinstance(value, (bool, np.bool_, str)):
         raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
     if np.shape(value) != ():
         raise ValueError(f"{owner}: {name} must be a scalar, got shape {np.shape(value)}")
@@ -159,7 +159,7 @@ class Hyperparameters:
         if self.values is None or not hasattr(self.values, "shape"):
             return f"Hyperparameters({self.names}, {self.values!r})"
         if self.values.ndim == 1 and not _is_tracer(self.values):
-            inner = ", ".join(f"{k}={float(v):.6g}" for k, v in zip(self.names, self.values))
+            inner = ", ".join(f"{k}={float(v):.6g}" for k, v in zip(self.names, self.values, strict=True))
         else:
             inner = f"names={self.names}, values {self.values.dtype}{list(self.values.shape)}"
         sched = f", scheduled={self.scheduled}" if self.scheduled else ""

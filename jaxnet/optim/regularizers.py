@@ -32,7 +32,11 @@ def _abs_sign0_jvp(primals, tangents):
 
 def _masked_sum(owner, params, mask, fn):
     full = resolve_mask(params, mask, owner=owner)
-    terms = [jnp.sum(fn(p)) for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(full)) if m]
+    terms = [
+        jnp.sum(fn(p))
+        for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(full), strict=True)
+        if m
+    ]
     return sum(terms) if terms else jnp.zeros([])
 
 

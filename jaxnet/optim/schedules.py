@@ -7,6 +7,7 @@ scalar int array returning a scalar). ``t`` below is the step. For the chapter's
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -59,7 +60,7 @@ def step_decay(init_value, factor, *, every=None, boundaries: Sequence[int] | No
         k = _positive_int("step_decay", "every", every)
         return lambda step: v0 * jnp.asarray(f, float_dtype()) ** (jnp.asarray(step) // k).astype(float_dtype())
     b = [int(x) for x in boundaries]
-    if any(x < 0 for x in b) or any(x >= y for x, y in zip(b, b[1:])):
+    if any(x < 0 for x in b) or any(x >= y for x, y in itertools.pairwise(b)):
         raise ValueError(f"step_decay: boundaries must be increasing non-negative ints, got {list(boundaries)!r}")
     bounds = jnp.asarray(b, jnp.int32)
     return lambda step: v0 * jnp.asarray(f, float_dtype()) ** jnp.sum(jnp.asarray(step) >= bounds).astype(float_dtype())
@@ -132,18 +133,18 @@ def join(schedules: Sequence[Callable], boundaries: Sequence[int]) -> Callable:
             f"join: needs one boundary fewer than schedules, got {len(schedules)} schedules and "
             f"boundaries {list(boundaries)!r}"
         )
-    if any(x <= 0 for x in b) or any(x >= y for x, y in zip(b, b[1:])):
+    if any(x <= 0 for x in b) or any(x >= y for x, y in itertools.pairwise(b)):
         raise ValueError(f"join: boundaries must be increasing positive ints, got {list(boundaries)!r}")
     for i, s in enumerate(schedules):
         if not callable(s):
             raise TypeError(f"join: schedules[{i}] must be a function step -> value, got {s!r}")
         check_schedule("join", f"schedules[{i}]", s)
-    starts = [0] + b
+    starts = [0, *b]
 
     def schedule(step):
         step = jnp.asarray(step)
         value = schedules[0](step)
-        for start, s in zip(starts[1:], schedules[1:]):
+        for start, s in zip(starts[1:], schedules[1:], strict=True):
             value = jnp.where(step >= start, s(step - start), value)
         return value
 

@@ -115,7 +115,7 @@ def save_checkpoint(
     if not path.endswith(".npz"):
         path += ".npz"
     arrays: dict[str, np.ndarray] = {}
-    for group, tree in zip(_GROUPS, (params, state, opt_state)):
+    for group, tree in zip(_GROUPS, (params, state, opt_state), strict=True):
         arrays.update(flatten(group, tree if tree is not None else {}))
     arrays["step"] = np.asarray(int(step), np.int64)
     kd = _key_data(key)

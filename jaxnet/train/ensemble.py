@@ -147,7 +147,7 @@ def fit_ensemble(
     if batch_size > n:
         raise ValueError(f"{where}: batch_size {batch_size} is larger than the {n} training samples")
     keys = [jax.random.fold_in(key, k) for k in range(members)]
-    inits = [model.init(jax.random.fold_in(k, 0), (-1,) + tuple(x.shape[1:]))[1:] for k in keys]
+    inits = [model.init(jax.random.fold_in(k, 0), (-1, *x.shape[1:]))[1:] for k in keys]
     check_model_fits(where, model, loss, *inits[0], x, y)
     params, state = stack([p for p, _ in inits]), stack([s for _, s in inits])
     opt_state = stack([optimizer.init(p) for p, _ in inits])
@@ -174,7 +174,7 @@ def fit_ensemble(
         has_val=val is not None,
         early_stopping=early_stopping,
     )
-    columns = ["loss"] + sorted(dict(metrics or {}))
+    columns = ["loss", *sorted(dict(metrics or {}))]
     columns += [f"val_{c}" for c in columns] if val is not None else []
     if early_stopping is not None and early_stopping.monitor not in columns:
         raise ValueError(f"{where}: early_stopping monitors {early_stopping.monitor!r}; recorded: {columns}")
@@ -241,7 +241,10 @@ def member_probabilities(members, x, *, outputs: str = "logits") -> jax.Array:
     """
     if isinstance(members, tuple) and len(members) == 3 and isinstance(members[0], Layer):
         model, params, state = members
-        f = lambda p, s: _probabilities(model.apply(p, s, x, train=False)[0], outputs)
+
+        def f(p, s):
+            return _probabilities(model.apply(p, s, x, train=False)[0], outputs)
+
         return jax.vmap(f)(params, state)
     if not members:
         raise ValueError("member_probabilities: members is empty")

@@ -131,9 +131,9 @@ def make_config(
 def tree_all_finite(tree):
     """A scalar bool: every floating-point leaf of ``tree`` is finite."""
     leaves = [
-        jnp.all(jnp.isfinite(l))
-        for l in jax.tree_util.tree_leaves(tree)
-        if jnp.issubdtype(jnp.asarray(l).dtype, jnp.inexact)
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
     ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
@@ -183,7 +183,10 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     pregather = axis_name is None and sum(a.size * a.dtype.itemsize for a in (x, y, w)) <= PREGATHER_BYTES
     order = jnp.arange(steps, dtype=jnp.int32)
     if pregather:  # scan over (i, (x batch, y batch, weights))
-        cut = lambda a: jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size) + a.shape[1:])
+
+        def cut(a):
+            return jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size, *a.shape[1:]))
+
         xs = (order, (cut(x), cut(y), cut(w) * mask if cfg.weighted else mask))  # weights only when used
     else:  # scan over (i, (batch indices, mask)) and gather inside each step
         xs = (order, (idx, mask))
@@ -237,7 +240,7 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
         )
 
     def skip_epoch(_):
-        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((steps,) + a.shape, a.dtype), log_shapes)
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((steps, *a.shape), a.dtype), log_shapes)
         return (
             params,
             state,
@@ -366,7 +369,9 @@ _MEMBERS = "members"  # the vmap axis of an ensemble's members
 
 
 def _run_members(cfg, carry, x, y, w, val, key, epochs, active):
-    fn = lambda c, w_, k: run_epochs(cfg, c, x, y, w_, val, k, epochs, active, axis_name=_MEMBERS)
+    def fn(c, w_, k):
+        return run_epochs(cfg, c, x, y, w_, val, k, epochs, active, axis_name=_MEMBERS)
+
     return jax.vmap(fn, axis_name=_MEMBERS)(carry, w, key)
 
 

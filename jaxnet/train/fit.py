@@ -71,8 +71,8 @@ def check_model_fits(where: str, model: Layer, loss, params, state, x, y, out_sh
         jax.eval_shape(loss_fn, out, y[:2])
     except (ValueError, TypeError) as e:
         raise ValueError(
-            f"{where}: the model's output shape {('batch',) + tuple(out.shape[1:])} does not fit the "
-            f"loss {name} with targets of shape {('batch',) + tuple(y.shape[1:])}: {e}"
+            f"{where}: the model's output shape {('batch', *out.shape[1:])} does not fit the "
+            f"loss {name} with targets of shape {('batch', *y.shape[1:])}: {e}"
         ) from None
     if jnp.issubdtype(y.dtype, jnp.integer) and y.shape[1:] == out.shape[1:-1]:
         c = int(out.shape[-1])
@@ -105,7 +105,7 @@ def split_validation(key, x, y, fraction: float):
         (xt, yt), (xv, yv) = D.train_test_split(key, x, y, test=fraction, stratify=stratify)
         return (xt, yt), (xv, yv)
     perm = jax.random.permutation(key, x.shape[0])
-    n_val = max(1, int(round(fraction * x.shape[0])))
+    n_val = max(1, round(float(fraction) * x.shape[0]))
     return (x[perm[n_val:]], y[perm[n_val:]]), (x[perm[:n_val]], y[perm[:n_val]])
 
 
@@ -115,10 +115,10 @@ def pad_batches(x, y, batch_size: int):
     b = min(batch_size, n)
     nb = -(-n // b)
     pad = nb * b - n
-    xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
-    yp = jnp.concatenate([y, jnp.zeros((pad,) + y.shape[1:], y.dtype)]) if pad else y
+    xp = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    yp = jnp.concatenate([y, jnp.zeros((pad, *y.shape[1:]), y.dtype)]) if pad else y
     mask = jnp.arange(nb * b) < n
-    return xp.reshape((nb, b) + x.shape[1:]), yp.reshape((nb, b) + y.shape[1:]), mask.reshape(nb, b)
+    return xp.reshape((nb, b, *x.shape[1:])), yp.reshape((nb, b, *y.shape[1:])), mask.reshape(nb, b)
 
 
 def evaluate(model: Layer, loss, params, state, data, *, metrics=None, batch_size: int = 1024) -> dict:
@@ -252,7 +252,7 @@ def fit(
         raise ValueError(f"fit: batch_size {batch_size} is larger than the {x.shape[0]} training samples")
 
     if init is None:
-        _, params, state = model.init(k_init, (-1,) + tuple(x.shape[1:]))
+        _, params, state = model.init(k_init, (-1, *x.shape[1:]))
         opt_state = optimizer.init(params)
     else:
         if not isinstance(init, (tuple, list)) or len(init) != 3:
@@ -262,7 +262,7 @@ def fit(
     if val is not None:
         check_model_fits(where, model, loss, params, state, *val)
 
-    names = ["loss"] + sorted(dict(metrics or {}))
+    names = ["loss", *sorted(dict(metrics or {}))]
     columns = names + ([f"val_{k}" for k in names] if val is not None else [])
     if early_stopping is not None and early_stopping.monitor not in columns:
         raise ValueError(

@@ -1,0 +1,33 @@
+"""Regression tests for the bugs that ruff (B905: zip without strict=) and mypy found.
+
+Each test fails on the code as it was before the fix.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxnet.optim as O
+
+PARAMS = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
+GRADS = {"w": jnp.array([10.0, 10.0]), "b": jnp.array(10.0)}
+
+
+def test_chain_rejects_the_state_of_a_shorter_chain():
+    # Before: zip(transforms, state.states) stopped at the shorter one, so the clipping chain ran
+    # only its first transform and returned unclipped SGD updates with a one-entry state.
+    short = O.chain(O.sgd(0.1))
+    long = O.chain(O.sgd(0.1), O.clip_by_value(0.5))
+    with pytest.raises(ValueError, match=r"chain\.update: expected the state of this chain's init \(2 states\), got 1"):
+        long.update(GRADS, short.init(PARAMS), PARAMS)
+    with pytest.raises(ValueError, match=r"got 2 states"):
+        short.update(GRADS, long.init(PARAMS), PARAMS)
+    with pytest.raises(ValueError, match=r"got dict"):
+        long.update(GRADS, {}, PARAMS)
+
+
+def test_chain_with_its_own_state_still_applies_every_transform():
+    opt = O.chain(O.sgd(0.1), O.clip_by_value(0.5))
+    updates, state = opt.update(GRADS, opt.init(PARAMS), PARAMS)
+    np.testing.assert_allclose(updates["w"], [-0.5, -0.5])  # -0.1 * 10 = -1, clipped to -0.5
+    assert len(state.states) == 2
