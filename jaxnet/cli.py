@@ -16,6 +16,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jaxnet.types import Array, Layer, Optimizer
 
 DATASETS = "digits, circle, xor, spirals or mnist-idx:PATH"
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
@@ -142,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------- data and model
-def load_data(cfg: dict):
+def load_data(cfg: dict) -> tuple[Any, Any, Any, dict]:
     """``(train, val, test, info)`` as the settings ``cfg`` describe; inputs standardized with training stats."""
     import jax
     import jax.numpy as jnp
@@ -151,6 +155,7 @@ def load_data(cfg: dict):
 
     name, key = cfg["data"], jax.random.PRNGKey(cfg["split_seed"])
     image_shape, test = None, None
+    val: tuple[Any, Any] | None
     if name == "digits":
         x, y = D.load_digits()
         image_shape = (8, 8)
@@ -166,7 +171,7 @@ def load_data(cfg: dict):
     else:
         raise ValueError(f"jaxnet train: --data must be {DATASETS}, got {name!r}")
     if name == "xor":  # four points: train, validate and test on the same truth table
-        train = val = test = (x, y)
+        train = test = (x, y)
         val = None
     elif test is None:
         (train, val, test) = D.train_val_test_split(key, x, y, val=cfg["val"], test=cfg["test"], stratify=True)
@@ -183,11 +188,11 @@ def load_data(cfg: dict):
     return prep(train), prep(val), prep(test), info
 
 
-def build_model(cfg: dict, classes: int):
+def build_model(cfg: dict, classes: int) -> Layer:
     """The MLP the settings describe: hidden widths, activation, BatchNorm, dropout, ``classes`` logits."""
     from jaxnet.nn import MLP
 
-    kw = {}
+    kw: dict[str, Any] = {}
     if cfg["batchnorm"]:
         kw["batchnorm"] = True
     if cfg["dropout"]:
@@ -195,7 +200,7 @@ def build_model(cfg: dict, classes: int):
     return MLP([*cfg["hidden"], classes], cfg["activation"], **kw)
 
 
-def build_optimizer(cfg: dict, steps_per_epoch: int):
+def build_optimizer(cfg: dict, steps_per_epoch: int) -> Optimizer:
     """The optimizer (with schedule and weight decay) the settings describe."""
     from jaxnet import optim as O
 
@@ -233,7 +238,7 @@ def build_optimizer(cfg: dict, steps_per_epoch: int):
     return O.chain(O.add_decayed_weights(wd), opt) if wd else opt
 
 
-def build_augment(cfg: dict, info: dict):
+def build_augment(cfg: dict, info: dict) -> Callable[[Array, Array], Array] | None:
     """``augment(key, x)`` on standardized flat inputs, or ``None``: un-standardize, warp the images, re-standardize."""
     spec = cfg["augment"]
     if spec in ("none", "", None):
@@ -242,7 +247,7 @@ def build_augment(cfg: dict, info: dict):
         raise ValueError(f"jaxnet train: --augment needs image data (digits or mnist), got --data {cfg['data']}")
     from jaxnet import data as D
 
-    kw = {}
+    kw: dict[str, Any] = {}
     for part in spec.split(","):
         k, _, v = part.partition(":")
         if k not in ("rotation", "zoom", "shear", "stretch", "noise") or not v:
@@ -314,7 +319,7 @@ def _plot(path, histories, title):
     plt.close(fig)
 
 
-def train(args) -> dict:
+def train(args: argparse.Namespace) -> dict:
     """Run ``jaxnet train`` for parsed ``args``; returns ``{"test_accuracy", "out", ...}``."""
     import jax
 
@@ -350,14 +355,15 @@ def train(args) -> dict:
         augment=augment,
     )
     t0 = time.perf_counter()
+    r: T.FitResult | T.EnsembleResult  # both carry params, state, opt_state and epoch for the checkpoint
     if cfg["ensemble"] > 1:
-        r = T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common)
-        report = T.ensemble_report((model, r.params, r.state), *test_d)
-        acc, histories = report["ensemble"], r.histories
+        members = T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common)
+        report = T.ensemble_report((model, members.params, members.state), *test_d)
+        acc, histories, r = report["ensemble"], members.histories, members
     else:
-        r = T.fit(model, LOSS, optimizer, train_d, **common)
-        acc = T.evaluate(model, LOSS, r.params, r.state, test_d, metrics=metrics)["accuracy"]
-        report, histories = None, [r.history]
+        one = T.fit(model, LOSS, optimizer, train_d, **common)
+        acc = T.evaluate(model, LOSS, one.params, one.state, test_d, metrics=metrics)["accuracy"]
+        report, histories, r = None, [one.history], one
     seconds = time.perf_counter() - t0
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "history.json"), "w") as f:
@@ -433,7 +439,7 @@ def evaluate(path: str) -> dict:
     return {"test_accuracy": acc}
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jaxnet`` console script."""
     args = build_parser().parse_args(argv)
     try:

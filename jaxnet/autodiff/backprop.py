@@ -42,7 +42,7 @@ from jaxnet.autodiff import penalties as P
 from jaxnet.nn import activations as A
 from jaxnet.nn import losses as L
 from jaxnet.nn.combinators import layer_keys
-from jaxnet.types import Layer
+from jaxnet.types import Array, Layer, Params, State
 
 
 class Rule(NamedTuple):
@@ -279,7 +279,9 @@ def _dlog_clip(q, tiny):
     return through.astype(q.dtype) / jnp.clip(q, tiny, 1.0)
 
 
-def loss_gradient(loss, outputs, targets, where=None):
+def loss_gradient(
+    loss: str | Callable[..., Array], outputs: Array, targets: Array, where: Array | None = None
+) -> Array:
     """``dL/d outputs`` for a loss of :data:`jaxnet.nn.losses.LOSSES`, written by hand.
 
     Args:
@@ -322,7 +324,7 @@ def loss_gradient(loss, outputs, targets, where=None):
     return c * (A.softmax(out, axis=-1) - onehot)
 
 
-def loss_name(loss) -> str:
+def loss_name(loss: str | Callable[..., Array]) -> str:
     """The name of a loss of :data:`jaxnet.nn.losses.LOSSES`, given its name or the function."""
     if isinstance(loss, str) and loss in L.LOSSES:
         return loss
@@ -339,8 +341,18 @@ def loss_name(loss) -> str:
 
 
 def backprop(
-    model: Layer, params, state, x, y, loss, *, where=None, penalties: Sequence = (), key=None, train: bool = True
-):
+    model: Layer,
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    loss: str | Callable[..., Array],
+    *,
+    where: Array | None = None,
+    penalties: Sequence = (),
+    key: Array | None = None,
+    train: bool = True,
+) -> tuple[Array, Params]:
     """The loss and its gradient with respect to ``params``, by the handwritten chain rule.
 
     ``L(params) = loss(model(params, x), y, where) + sum of penalties``. The same numbers as
@@ -381,6 +393,8 @@ def backprop(
     return value, grads
 
 
-def backprop_grad(model: Layer, params, state, x, y, loss, **kwargs) -> Any:
+def backprop_grad(
+    model: Layer, params: Params, state: State, x: Array, y: Array, loss: str | Callable[..., Array], **kwargs: Any
+) -> Any:
     """Only the gradient of :func:`backprop`."""
     return backprop(model, params, state, x, y, loss, **kwargs)[1]

@@ -19,17 +19,18 @@ tight tolerances; float32 works with looser defaults.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxnet.autodiff import penalties as P
 from jaxnet.autodiff.backprop import backprop, check_supported, loss_name
 from jaxnet.nn import losses as L
-from jaxnet.types import Layer
+from jaxnet.types import Array, Layer, Params, State
 
 
 class GradError(NamedTuple):
@@ -49,7 +50,7 @@ class GradientMismatchError(ValueError):
     """Two ways of computing a gradient disagree beyond the tolerance; the message names the path."""
 
 
-def relative_error(a, b, floor: float = 0.0) -> float:
+def relative_error(a: ArrayLike, b: ArrayLike, floor: float = 0.0) -> float:
     """``max |a - b| / max(max |a|, max |b|, floor)``, 0 when ``a == b`` (computed in float64 NumPy).
 
     ``floor`` keeps a gradient that is zero in exact arithmetic (a bias feeding a BatchNorm)
@@ -76,21 +77,21 @@ def _defaults(params, x):
 
 def check_grads(
     model: Layer,
-    params,
-    state,
-    x,
-    y,
-    loss,
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    loss: str | Callable[..., Array],
     *,
-    where=None,
+    where: Array | None = None,
     penalties: Sequence = (),
-    key=None,
+    key: Array | None = None,
     train: bool = True,
     rtol: float | None = None,
     fd_rtol: float | None = None,
     eps: float | None = None,
     fd_entries: int | None = 16,
-    fd_key=None,
+    fd_key: Array | None = None,
     raise_on_error: bool = True,
 ) -> dict[str, GradError]:
     """Compare the handwritten backprop, ``jax.grad`` and central finite differences.

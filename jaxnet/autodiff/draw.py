@@ -15,10 +15,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from jaxnet.autodiff.graph import Node, topological_order
+from jaxnet.types import Array, Layer, Params, State
 
 
 def _quote(s: str) -> str:
@@ -141,7 +143,7 @@ def _inner_jaxpr(eqn):
 
 
 def jaxpr_to_dot(
-    fn: Callable, *args, expand_calls: bool = True, title: str | None = None, rankdir: str = "TB", **kwargs
+    fn: Callable, *args: Any, expand_calls: bool = True, title: str | None = None, rankdir: str = "TB", **kwargs: Any
 ) -> str:
     """DOT text for the graph JAX traces for ``fn(*args, **kwargs)`` (its jaxpr).
 
@@ -236,7 +238,17 @@ def jaxpr_to_dot(
 
 
 def loss_graph_dot(
-    model, params, state, x, y, loss, *, where=None, train: bool = False, key=None, expand_calls: bool = True
+    model: Layer,
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    loss: str | Callable[..., Array],
+    *,
+    where: Array | None = None,
+    train: bool = False,
+    key: Array | None = None,
+    expand_calls: bool = True,
 ) -> str:
     """DOT text of the jaxpr of ``params -> loss(model.apply(params, state, x), y)``.
 

@@ -131,7 +131,7 @@ _BY_NAME = {
 }
 
 
-def activation_layer(spec, *, where: str = "activation") -> Layer:
+def activation_layer(spec: str | Layer, *, where: str = "activation") -> Layer:
     """An activation layer from a name (``"relu"``), a :class:`Layer`, or a zero-argument
     factory returning one (``Relu``)."""
     if isinstance(spec, Layer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
@@ -11,8 +12,9 @@ from jaxnet.nn.activation_layers import activation_layer
 from jaxnet.nn.core import check_size, make_layer
 from jaxnet.nn.dense import Dense
 from jaxnet.nn.dropout import Dropout
+from jaxnet.nn.initializers import Initializer
 from jaxnet.nn.normalization import BatchNorm
-from jaxnet.types import Layer
+from jaxnet.types import Array, Layer, Params, State
 
 
 def layer_keys(layers: Sequence[Layer]) -> tuple[str, ...]:
@@ -165,7 +167,9 @@ def serial(*layers: Layer) -> Layer:
     return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key, uses_mask=True)
 
 
-def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask=None):
+def intermediates(
+    model: Layer, params: Params, state: State, x: Array, *, key: Array | None = None, train: bool, mask: Any = None
+) -> list[Array]:
     """Run a ``serial`` model layer by layer and return every layer's output.
 
     Returns a list ``[x, y_0, y_1, ..., y_last]`` (the input first). Useful for
@@ -184,11 +188,11 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask
 
 def MLP(
     sizes: Sequence[int],
-    activation="relu",
-    output_activation=None,
+    activation: str | Layer = "relu",
+    output_activation: str | Layer | None = None,
     *,
-    w_init="lecun_normal",
-    b_init="zeros",
+    w_init: str | Initializer = "lecun_normal",
+    b_init: str | Initializer = "zeros",
     batchnorm: bool = False,
     dropout: float = 0.0,
 ) -> Layer:
@@ -235,7 +239,9 @@ def MLP(
     return serial(*layers)
 
 
-def LogisticRegression(n_classes: int = 2, *, probabilities: bool = False, w_init="zeros") -> Layer:
+def LogisticRegression(
+    n_classes: int = 2, *, probabilities: bool = False, w_init: str | Initializer = "zeros"
+) -> Layer:
     """Logistic regression: the one-layer network.
 
     Binary (``n_classes=2``): one ``Dense(1)`` unit giving the logit ``w^T x + b``, to be

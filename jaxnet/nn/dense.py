@@ -6,13 +6,22 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxnet.nn import initializers
 from jaxnet.nn.core import check_size, make_layer
+from jaxnet.nn.initializers import Initializer
 from jaxnet.types import Layer
 
 
-def Dense(n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = True, dtype=jnp.float32) -> Layer:
+def Dense(
+    n: int,
+    w_init: str | Initializer = "lecun_normal",
+    b_init: str | Initializer = "zeros",
+    *,
+    use_bias: bool = True,
+    dtype: DTypeLike = jnp.float32,
+) -> Layer:
     """A fully connected layer: ``y = x W + b``.
 
     This is the chapter's neuron ``f(w^T x + b)`` for ``n`` neurons at once, without

@@ -7,8 +7,12 @@ per-sample weight or mask of shape ``[batch]``: the loss becomes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
+
+from jaxnet.types import Array
 
 
 def _reduce(name: str, per_sample, where):
@@ -32,7 +36,7 @@ def _check_same_shape(name: str, outputs, targets):
         )
 
 
-def squared_error(outputs, targets, where=None):
+def squared_error(outputs: Array, targets: Array, where: Array | None = None) -> Array:
     """The chapter's l2 loss: ``L = mean_i sum_j (a_ij - y_ij)^2``.
 
     Summed over the output features of each sample, averaged over the batch; its
@@ -43,7 +47,7 @@ def squared_error(outputs, targets, where=None):
     return _reduce("squared_error", _sum_features((outputs - targets) ** 2), where)
 
 
-def mean_squared_error(outputs, targets, where=None):
+def mean_squared_error(outputs: Array, targets: Array, where: Array | None = None) -> Array:
     """``mean over every element of (a - y)^2`` (``squared_error`` divided by the feature count)."""
     targets = jnp.asarray(targets, outputs.dtype)
     _check_same_shape("mean_squared_error", outputs, targets)
@@ -60,7 +64,7 @@ def _binary_targets(name: str, outputs, targets):
     return targets.astype(outputs.dtype)
 
 
-def binary_cross_entropy(probs, targets, where=None):
+def binary_cross_entropy(probs: Array, targets: Array, where: Array | None = None) -> Array:
     """``-[y log p + (1 - y) log(1 - p)]`` from probabilities ``p`` (e.g. after ``Sigmoid``).
 
     ``p`` is clipped to ``[tiny, 1 - tiny]`` inside the logarithms so that a saturated
@@ -75,7 +79,7 @@ def binary_cross_entropy(probs, targets, where=None):
     return _reduce("binary_cross_entropy", _sum_features(-(y * log_p + (1 - y) * log_1mp)), where)
 
 
-def binary_cross_entropy_with_logits(logits, targets, where=None):
+def binary_cross_entropy_with_logits(logits: Array, targets: Array, where: Array | None = None) -> Array:
     """Binary cross-entropy of ``sigmoid(z)``, computed from the logit ``z``:
 
     ``l = softplus(z) - z y = max(z, 0) - z y + log(1 + e^{-|z|})``, finite for any
@@ -88,7 +92,7 @@ def binary_cross_entropy_with_logits(logits, targets, where=None):
     return _reduce("binary_cross_entropy_with_logits", _sum_features(per), where)
 
 
-def softmax_cross_entropy(logits, targets, where=None):
+def softmax_cross_entropy(logits: Array, targets: Array, where: Array | None = None) -> Array:
     """``-sum_k y_k log softmax(z)_k`` with one-hot (or soft) targets ``y`` of the logits' shape."""
     targets = jnp.asarray(targets, logits.dtype)
     _check_same_shape("softmax_cross_entropy", logits, targets)
@@ -107,7 +111,7 @@ def _check_labels(name: str, logits, labels):
     return labels
 
 
-def softmax_cross_entropy_with_integer_labels(logits, labels, where=None):
+def softmax_cross_entropy_with_integer_labels(logits: Array, labels: Array, where: Array | None = None) -> Array:
     """``-log softmax(z)_{label}`` with integer class labels of shape ``logits.shape[:-1]``.
 
     Labels outside ``[0, n_classes)`` cannot be checked inside a compiled function;
@@ -119,7 +123,7 @@ def softmax_cross_entropy_with_integer_labels(logits, labels, where=None):
     return _reduce("softmax_cross_entropy_with_integer_labels", per, where)
 
 
-def accuracy(logits, labels, where=None):
+def accuracy(logits: Array, labels: Array, where: Array | None = None) -> Array:
     """Fraction of samples whose arg-max class equals the label (integer or one-hot labels)."""
     labels = jnp.asarray(labels)
     if labels.shape == logits.shape and logits.ndim > 1:
@@ -134,7 +138,7 @@ def accuracy(logits, labels, where=None):
     return _reduce("accuracy", hit, where)
 
 
-def binary_accuracy(outputs, labels, where=None, *, threshold: float = 0.0):
+def binary_accuracy(outputs: Array, labels: Array, where: Array | None = None, *, threshold: float = 0.0) -> Array:
     """Fraction of samples with ``(output > threshold) == label``.
 
     The default threshold 0 suits logits; use ``threshold=0.5`` for probabilities.
@@ -155,7 +159,7 @@ LOSSES = {
 }
 
 
-def get_loss(loss):
+def get_loss(loss: str | Callable[..., Array]) -> Callable[..., Array]:
     """A loss given by name (see :data:`LOSSES`) or as a callable."""
     if callable(loss):
         return loss

@@ -29,6 +29,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxnet.nn.core import check_real, fmt_shape, make_layer
 from jaxnet.types import Layer
@@ -61,7 +62,7 @@ def _check_vector(name: str, what: str, tree: dict, keys: tuple, channels: int) 
 
 
 def BatchNorm(
-    momentum: float = 0.1, eps: float = 1e-5, affine: bool = True, axis: int = -1, *, dtype=jnp.float32
+    momentum: float = 0.1, eps: float = 1e-5, affine: bool = True, axis: int = -1, *, dtype: DTypeLike = jnp.float32
 ) -> Layer:
     """Batch normalization: ``y = gamma (x - mu) / sqrt(s2 + eps) + beta`` per channel.
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 
-from jaxnet.types import Optimizer
+from jaxnet.types import Optimizer, Params
 
 
-def apply_updates(params, updates):
+def apply_updates(params: Params, updates: Params) -> Params:
     """Return ``params + updates`` leaf by leaf, keeping each parameter's dtype.
 
     Optimizers return updates that already carry the sign of the step
@@ -69,8 +70,8 @@ def chain(*transforms: Optimizer) -> Optimizer:
     return Optimizer(init, update)
 
 
-def tree_map_n(fn, n: int, tree, *rest):
+def tree_map_n(fn: Callable[..., tuple], n: int, tree: Any, *rest: Any) -> tuple[Any, ...]:
     """Map ``fn`` returning an ``n``-tuple over leaves; return ``n`` trees shaped like ``tree``."""
-    treedef = jax.tree_util.tree_structure(tree)
+    treedef: Any = jax.tree_util.tree_structure(tree)  # jax ships no usable type for PyTreeDef
     outs = [fn(*xs) for xs in zip(treedef.flatten_up_to(tree), *(treedef.flatten_up_to(r) for r in rest), strict=True)]
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))

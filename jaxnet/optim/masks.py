@@ -12,9 +12,12 @@ A mask is one of
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
+
+from jaxnet.types import Params
 
 
 def _key_name(k) -> str:
@@ -40,13 +43,13 @@ def path_mask(predicate: Callable) -> Callable:
     return mask
 
 
-def weights_only(params):
+def weights_only(params: Params) -> Any:
     """The mask of the leaves named ``"w"`` (Dense weights): not biases ``"b"``, nor BatchNorm's
     ``"gamma"``/``"beta"``, nor PReLU/ELU ``"alpha"``."""
     return path_mask(lambda path, leaf: bool(path) and path[-1] == "w")(params)
 
 
-def resolve_mask(params, mask, *, owner: str, argname: str = "mask"):
+def resolve_mask(params: Params, mask: Any, *, owner: str, argname: str = "mask") -> Any:
     """Expand ``mask`` to a pytree of Python bools with exactly the params' structure.
 
     Raises:

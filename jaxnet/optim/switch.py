@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxnet.optim.hyperparams import set_hyperparameter
-from jaxnet.types import Optimizer
+from jaxnet.types import Array, Optimizer, OptState
 
 
 class SwitchState(NamedTuple):
@@ -22,13 +22,13 @@ class SwitchState(NamedTuple):
         ``second`` starts from its fresh ``init`` state (e.g. an empty momentum buffer).
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count (as in optax): the field wins
     switched: jax.Array
     first: Any
     second: Any
 
 
-def switch(first: Optimizer, second: Optimizer, at) -> Optimizer:
+def switch(first: Optimizer, second: Optimizer, at: int | Array) -> Optimizer:
     """Use ``first`` until the hand-over, then ``second`` for good.
 
     Args:
@@ -86,6 +86,6 @@ def switch(first: Optimizer, second: Optimizer, at) -> Optimizer:
     return Optimizer(init, update)
 
 
-def trigger_switch(opt_state):
+def trigger_switch(opt_state: OptState) -> OptState:
     """Return ``opt_state`` with every :func:`switch` in it handed over to its second optimizer."""
     return set_hyperparameter(opt_state, "switched", True)

@@ -28,6 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.train.history import History
+from jaxnet.types import Array, OptState, Params, State
+
 FORMAT_VERSION = 2
 # Version 2 stores an optimizer's hyperparameters as one array ("opt_state/hyper/learning_rate,b1,...");
 # version 1 stored one array per hyperparameter. Params and state are laid out alike in both.
@@ -64,7 +67,7 @@ def _path_name(path) -> str:
     return "/".join(parts)
 
 
-def flatten(group: str, tree) -> dict[str, np.ndarray]:
+def flatten(group: str, tree: Any) -> dict[str, np.ndarray]:
     """``{"group/path/to/leaf": numpy array}`` for every leaf of ``tree``."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     out = {}
@@ -96,7 +99,15 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def save_checkpoint(
-    path, *, params, state=None, opt_state=None, step: int = 0, key=None, history=None, config: dict | None = None
+    path: str | os.PathLike[str],
+    *,
+    params: Params,
+    state: State | None = None,
+    opt_state: OptState | None = None,
+    step: int = 0,
+    key: Array | None = None,
+    history: History | dict | None = None,
+    config: dict | None = None,
 ) -> str:
     """Write a checkpoint atomically to ``path`` (``.npz`` is appended when missing); return the path.
 
@@ -145,7 +156,8 @@ def save_checkpoint(
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_META: np.frombuffer(meta_bytes, np.uint8)}, **arrays)
+            members: dict[str, Any] = {_META: np.frombuffer(meta_bytes, np.uint8), **arrays}
+            np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -156,7 +168,7 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
     """Read and verify a checkpoint: ``(metadata, {path: array})``.
 
     Raises:
@@ -220,7 +232,9 @@ def _restore(group: str, like, arrays, path) -> Any:
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[n]) for n in expected])
 
 
-def load_checkpoint(path, *, params, state=None, opt_state=None) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike[str], *, params: Params, state: State | None = None, opt_state: OptState | None = None
+) -> Checkpoint:
     """Restore a checkpoint into trees shaped like the templates ``params``, ``state``, ``opt_state``.
 
     The templates come from the same model's ``init`` and the optimizer's ``init`` (their

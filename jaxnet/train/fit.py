@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -13,7 +14,7 @@ import numpy as np
 from jaxnet.nn.losses import get_loss
 from jaxnet.train import epoch as E
 from jaxnet.train.history import EarlyStopping, History
-from jaxnet.types import Layer, Optimizer
+from jaxnet.types import Array, Layer, Optimizer, OptState, Params, State
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -38,7 +39,7 @@ class FitResult(NamedTuple):
     epoch: int
 
 
-def check_data(where: str, data, *, name: str = "train_data"):
+def check_data(where: str, data: Any, *, name: str = "train_data") -> tuple[Array, Array]:
     """``(x, y)`` as arrays with the same length, or an error naming ``where`` and ``name``."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{where}: {name} must be a tuple (x, y), got {type(data).__name__}")
@@ -52,7 +53,16 @@ def check_data(where: str, data, *, name: str = "train_data"):
     return x, y
 
 
-def check_model_fits(where: str, model: Layer, loss, params, state, x, y, out_shape=None):
+def check_model_fits(
+    where: str,
+    model: Layer,
+    loss: str | Callable[..., Array],
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    out_shape: Any = None,
+) -> None:
     """Check, by abstract evaluation, that the model's outputs fit the loss and ``y``; check label ranges.
 
     Integer targets of shape ``outputs.shape[:-1]`` are class indices: they must lie in
@@ -94,7 +104,9 @@ def _positive_int(where, name, v):
     return int(v)
 
 
-def split_validation(key, x, y, fraction: float):
+def split_validation(
+    key: Array, x: Array, y: Array, fraction: float
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """Hold out ``fraction`` of ``(x, y)`` for validation, stratified by class for integer labels."""
     if not 0 < fraction < 1:
         raise ValueError(f"fit: validation as a fraction must lie in (0, 1), got {fraction!r}")
@@ -109,7 +121,7 @@ def split_validation(key, x, y, fraction: float):
     return (x[perm[n_val:]], y[perm[n_val:]]), (x[perm[:n_val]], y[perm[:n_val]])
 
 
-def pad_batches(x, y, batch_size: int):
+def pad_batches(x: Array, y: Array, batch_size: int) -> tuple[Array, Array, Array]:
     """``(xb [nb, B, ...], yb [nb, B, ...], mask [nb, B])``: ``(x, y)`` cut into padded batches."""
     n = x.shape[0]
     b = min(batch_size, n)
@@ -121,7 +133,16 @@ def pad_batches(x, y, batch_size: int):
     return xp.reshape((nb, b, *x.shape[1:])), yp.reshape((nb, b, *y.shape[1:])), mask.reshape(nb, b)
 
 
-def evaluate(model: Layer, loss, params, state, data, *, metrics=None, batch_size: int = 1024) -> dict:
+def evaluate(
+    model: Layer,
+    loss: str | Callable[..., Array],
+    params: Params,
+    state: State,
+    data: tuple[Array, Array],
+    *,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
+    batch_size: int = 1024,
+) -> dict:
     """Mean loss and metrics of the model on ``data = (x, y)`` in evaluation mode, as Python floats.
 
     Runs as one compiled scan over padded batches of ``batch_size``.
@@ -167,20 +188,20 @@ def _copy(tree):
 
 def fit(
     model: Layer,
-    loss,
+    loss: str | Callable[..., Array],
     optimizer: Optimizer,
-    train_data,
+    train_data: tuple[Array, Array],
     *,
     epochs: int,
     batch_size: int,
-    key,
-    validation=None,
-    metrics=None,
+    key: Array,
+    validation: tuple[Array, Array] | float | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
     early_stopping: EarlyStopping | None = None,
     progress: bool = True,
-    penalty=None,
-    augment=None,
-    init=None,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
+    init: tuple[Params, State, OptState] | None = None,
     initial_epoch: int = 0,
     history: History | None = None,
     epochs_per_call: int = 1,
@@ -285,7 +306,7 @@ def fit(
         early_stopping=early_stopping,
     )
     w = jnp.ones((x.shape[0],), jnp.float32)
-    val_b = pad_batches(*val, eval_batch_size) if val is not None else None
+    val_b = pad_batches(val[0], val[1], eval_batch_size) if val is not None else None
     history = history.copy() if history is not None else History()
     best_value, best_epoch, wait = _resume_early_stopping(early_stopping, history)
     carry = E.initial_carry(cfg, params, state, opt_state, best_value=best_value, best_epoch=best_epoch, wait=wait)

@@ -21,7 +21,7 @@ import jax
 
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.base import apply_updates
-from jaxnet.types import Layer, Optimizer
+from jaxnet.types import Array, Layer, Optimizer, Params
 
 # The augmentation key is derived from the step key by this constant, so that adding an
 # augmentation leaves the model's own randomness (dropout) unchanged.
@@ -53,13 +53,13 @@ def _check_metrics(metrics) -> dict:
 
 def train_step_fn(
     model: Layer,
-    loss,
+    loss: str | Callable[..., Array],
     optimizer: Optimizer,
     *,
     penalty: Callable | None = None,
     augment: Callable | None = None,
     metrics: Mapping[str, Callable] | None = None,
-):
+) -> Callable:
     """The un-jitted training step (for use inside ``lax.scan`` or ``jax.vmap``).
 
     Args:
@@ -107,15 +107,15 @@ def train_step_fn(
 
 def make_train_step(
     model: Layer,
-    loss,
+    loss: str | Callable[..., Array],
     optimizer: Optimizer,
     *,
-    penalty=None,
-    augment=None,
-    metrics=None,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
     jit: bool = True,
     donate: bool = True,
-):
+) -> Callable:
     """A ``jax.jit``-compiled training step; see :func:`train_step_fn` for the arguments.
 
     With ``donate=True`` (the default) ``params``, ``state`` and ``opt_state`` are donated:
@@ -127,7 +127,9 @@ def make_train_step(
     return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
 
 
-def eval_step_fn(model: Layer, loss, *, metrics=None):
+def eval_step_fn(
+    model: Layer, loss: str | Callable[..., Array], *, metrics: Mapping[str, Callable[..., Array]] | None = None
+) -> Callable:
     """The un-jitted evaluation step ``(params, state, batch) -> metrics`` (``train=False``, no key)."""
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a Layer, got {type(model).__name__}")
@@ -145,7 +147,13 @@ def eval_step_fn(model: Layer, loss, *, metrics=None):
     return evaluate
 
 
-def make_eval_step(model: Layer, loss, *, metrics=None, jit: bool = True):
+def make_eval_step(
+    model: Layer,
+    loss: str | Callable[..., Array],
+    *,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
+    jit: bool = True,
+) -> Callable:
     """A compiled evaluation step ``(params, state, batch) -> metrics`` (``train=False``, no key)."""
     evaluate = eval_step_fn(model, loss, metrics=metrics)
     return jax.jit(evaluate) if jit else evaluate
