@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONHASHSEED := 0
 
-.PHONY: test test-fast demo bench clean
+.PHONY: test test-fast lint demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,18 @@ $(VENV)/.stamp-bench: pyproject.toml $(VENV)/.stamp-dev
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
+# -n auto: one pytest-xdist worker per core; every test is independent of the others' order and state.
 test: $(VENV)/.stamp-dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 test-fast: $(VENV)/.stamp-dev
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
+
+# The linter, the formatter (check only) and the type checker; each configured in pyproject.toml.
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The digits demo's settings; tests/test_cli.py reads this line and checks >= 98% test accuracy.
 DEMO_ARGS := --data digits --hidden 256,128 --activation relu --batchnorm --dropout 0.2 --optimizer adam \

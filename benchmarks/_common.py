@@ -11,7 +11,9 @@ median and range.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -41,7 +43,7 @@ class Config:
         """Number of matrix weights (biases excluded): the FLOP count uses ``6 * weights * batch`` per step."""
         if self.macs:
             return self.macs
-        return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return sum(a * b for a, b in itertools.pairwise(self.sizes))
 
     @property
     def flops_per_sample(self) -> int:
@@ -269,10 +271,8 @@ def versions() -> dict:
 
     out = {"python": platform.python_version()}
     for dist in ("jax", "jaxlib", "numpy", "optax", "flax", "equinox", "dm-haiku", "torch", "jaxnet"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -302,7 +302,7 @@ def machine() -> str:
 def header(title: str, argv: list) -> str:
     """The provenance lines every results table starts with: date, machine, versions, command."""
     vers = ", ".join(f"{k} {v}" for k, v in versions().items())
-    cmd = "python " + " ".join([os.path.relpath(argv[0], ROOT)] + argv[1:])
+    cmd = "python " + " ".join([os.path.relpath(argv[0], ROOT), *argv[1:]])
     return (
         f"### {title}\n\n"
         f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}\n"

@@ -61,7 +61,7 @@ def raw_init(key, sizes, dtype):
     import jax.numpy as jnp
 
     params = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         w = jax.random.normal(jax.random.fold_in(key, i), (a, b), jnp.float32) / np.sqrt(a)
         params.append({"w": w.astype(dtype), "b": jnp.zeros((b,), dtype)})
     return params
@@ -83,7 +83,9 @@ def raw_adam_init(params):
     import jax
     import jax.numpy as jnp
 
-    zeros = lambda: jax.tree_util.tree_map(jnp.zeros_like, params)  # two trees: both are donated
+    def zeros():
+        return jax.tree_util.tree_map(jnp.zeros_like, params)  # two trees: both are donated
+
     return (jnp.zeros([], jnp.int32), zeros(), zeros())
 
 
@@ -360,7 +362,7 @@ def build_flax_nnx(cfg, steps, dtype, x, y):
     class Net(nnx.Module):
         def __init__(self, sizes, rngs):
             self.layers = nnx.List(
-                [nnx.Linear(a, b, dtype=dtype, param_dtype=dtype, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+                [nnx.Linear(a, b, dtype=dtype, param_dtype=dtype, rngs=rngs) for a, b in itertools.pairwise(sizes)]
             )
 
         def __call__(self, h):
@@ -397,7 +399,7 @@ def _torch_parts(cfg, steps, dtype, x, y):
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     layers = []
-    for a, b in zip(cfg.sizes[:-2], cfg.sizes[1:-1]):
+    for a, b in itertools.pairwise(cfg.sizes[:-1]):
         layers += [nn.Linear(a, b), nn.ReLU()]
     model = nn.Sequential(*layers, nn.Linear(cfg.sizes[-2], cfg.sizes[-1])).to(dev, getattr(torch, dtype))
     opt = torch.optim.Adam(model.parameters(), lr=LR, betas=(B1, B2), eps=EPS)

@@ -62,7 +62,9 @@ def main(argv=None) -> None:
         return jax.grad(lambda q: loss(model.apply(q, state, x, train=True)[0], y))(p)
 
     a, b = handwritten(params, x, y), autodiff(params, x, y)  # compile both, and check they agree
-    err = max(relative_error(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    err = max(
+        relative_error(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
 
     hw, ad, ratio = [], [], []
     for r in range(args.rounds):
@@ -72,7 +74,9 @@ def main(argv=None) -> None:
         ad.append(t["ad"])
         ratio.append(t["hw"] / t["ad"])
 
-    ms = lambda v: f"{1e3 * statistics.median(v):.2f} ms"
+    def ms(v):
+        return f"{1e3 * statistics.median(v):.2f} ms"
+
     command = "python benchmarks/backprop.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(
         f"date: {datetime.date.today().isoformat()}; command: `{command.strip()}`; "

@@ -74,7 +74,7 @@ def build_jaxnet_ensemble(cfg, steps, k, dtype, x, y):
     def run():
         c, e = box
         es = jnp.arange(e, e + 1, dtype=jnp.int32)
-        c, (logs, ran) = E.run_members_jit(ecfg, c, xd, yd, w, None, train_keys, es, es >= 0)
+        c, (logs, _ran) = E.run_members_jit(ecfg, c, xd, yd, w, None, train_keys, es, es >= 0)
         jax.block_until_ready((c.params, logs))
         box[:] = c, e + 1
 
@@ -140,7 +140,10 @@ def main() -> None:
             jobs[f"{v}@{k}"] = ("ensemble_scaling.py", [v, config, k, profile, args.dtype, smoke])
     print(f"ensemble scaling: {len(jobs)} jobs x {rounds} rounds", flush=True)
     head = C.header(f"Ensemble scaling ({C.get_config(config, profile).label()}, {args.dtype}, {profile})", sys.argv)
-    render = lambda res: head + "\n" + table(res, variants, ks, rounds)
+
+    def render(res):
+        return head + "\n" + table(res, variants, ks, rounds)
+
     results = C.run_rounds(
         jobs,
         rounds,

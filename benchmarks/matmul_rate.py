@@ -14,6 +14,7 @@ Usage: ``python benchmarks/matmul_rate.py [--rounds 3] [--dtype float32] [--smok
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 
@@ -25,7 +26,7 @@ SIZES = {"cpu": (512, 1024, 2048), "gpu": (4096, 8192)}
 def _gemm_chain_shapes(cfg: C.Config):
     """(forward, weight-gradient, input-gradient) product shapes of one step, as (m, k, n) triples."""
     b, out = cfg.batch, []
-    for i, (a, c) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
+    for i, (a, c) in enumerate(itertools.pairwise(cfg.sizes)):
         out.append((b, a, c))  # h @ W
         out.append((a, b, c))  # h^T @ d
         if i > 0:  # the input's own gradient is never needed
@@ -45,7 +46,7 @@ def _measure_jax(dtype: str, sizes, cfgs, min_time: float) -> dict:
     for n in sizes:
         a = jax.random.normal(key, (n, n), dt)
         b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), dt)
-        _, times = C.time_calls(lambda: mm(a, b).block_until_ready(), min_time=min_time)
+        _, times = C.time_calls(lambda a=a, b=b: mm(a, b).block_until_ready(), min_time=min_time)
         by_size[n] = 2 * n**3 / statistics.median(times) / 1e9
     gemm = {}
     for cfg in cfgs:
@@ -58,7 +59,7 @@ def _measure_jax(dtype: str, sizes, cfgs, min_time: float) -> dict:
             for i, (m, k, n) in enumerate(shapes)
         ]
         chain = jax.jit(lambda ops: [a @ b for a, b in ops])
-        _, times = C.time_calls(lambda: jax.block_until_ready(chain(ops)), min_time=min_time)
+        _, times = C.time_calls(lambda chain=chain, ops=ops: jax.block_until_ready(chain(ops)), min_time=min_time)
         gemm[cfg.name] = cfg.batch / statistics.median(times)
     return {
         "backend": "jax",
@@ -83,7 +84,7 @@ def _measure_torch(dtype: str, sizes, cfgs, min_time: float) -> dict:
         a = torch.randn(n, n, device=dev, dtype=dt, generator=gen)
         b = torch.randn(n, n, device=dev, dtype=dt, generator=gen)
 
-        def run():
+        def run(a=a, b=b):
             a @ b
             sync()
 
@@ -99,7 +100,7 @@ def _measure_torch(dtype: str, sizes, cfgs, min_time: float) -> dict:
             for m, k, n in _gemm_chain_shapes(cfg)
         ]
 
-        def run():
+        def run(ops=ops):
             for a, b in ops:
                 a @ b
             sync()
@@ -132,7 +133,10 @@ def worker(argv) -> None:
 
 def jobs_for(dtype: str, profile: str, configs, smoke: bool, backends=("jax", "torch")) -> dict:
     """The driver jobs measuring each backend (used by this script and by throughput.py)."""
-    args = lambda b: [b, dtype, profile, ",".join(configs), "1" if smoke else "0"]
+
+    def args(b):
+        return [b, dtype, profile, ",".join(configs), "1" if smoke else "0"]
+
     return {f"matmul-{b}": ("matmul_rate.py", args(b)) for b in backends}
 
 
@@ -161,7 +165,7 @@ def table(results: dict, profile: str, configs) -> str:
         per_size = ", ".join(f"{n}: {C.fmt(C.summary([r['by_size'][n] for r in ok]), '.0f', False)}" for n in sizes)
         peak = C.summary([r["peak_gflops"] for r in ok])
         gemm = [C.fmt(C.summary([r["gemm_samples_per_s"].get(c) for r in ok]), ".3g") for c in configs]
-        rows.append([name[7:], per_size, C.fmt(peak, ".0f")] + gemm)
+        rows.append([name[7:], per_size, C.fmt(peak, ".0f"), *gemm])
     head = ["backend", "GFLOP/s by n (median)", "peak GFLOP/s"] + [f"{c}: GEMMs alone, samples/s" for c in configs]
     return C.markdown_table(head, rows)
 

@@ -42,7 +42,7 @@ def make_tree(size: int, key):
     }
     leaves, treedef = jax.tree_util.tree_flatten(shapes, is_leaf=lambda s: isinstance(s, tuple))
     keys = jax.random.split(key, len(leaves))
-    return treedef.unflatten([jax.random.normal(k, s, jnp.float32) for k, s in zip(keys, leaves)])
+    return treedef.unflatten([jax.random.normal(k, s, jnp.float32) for k, s in zip(keys, leaves, strict=True)])
 
 
 def tmap(fn, *trees):

@@ -158,7 +158,10 @@ def main() -> None:
     print(f"parallel scaling: {len(jobs)} jobs x {rounds} rounds ({profile})", flush=True)
     what = "host (CPU) devices sharing the same cores" if profile == "cpu" else "GPUs"
     head = C.header(f"Data-parallel scaling over {what} ({args.dtype})", sys.argv)
-    render = lambda res: head + "\n" + table(res, configs, variants, counts)
+
+    def render(res):
+        return head + "\n" + table(res, configs, variants, counts)
+
     results = C.run_rounds(
         jobs,
         rounds,

@@ -117,7 +117,7 @@ def main() -> None:
         raw[cfg.name] = {"times": times, "programs": stats}
         rows = []
         for k, ts in times.items():
-            ratio = C.summary([a / b for a, b in zip(times["raw-jax-step"], ts)])
+            ratio = C.summary([a / b for a, b in zip(times["raw-jax-step"], ts, strict=True)])
             prog = stats.get(k)
             rows.append(
                 [

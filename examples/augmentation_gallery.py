@@ -49,7 +49,7 @@ def main(out_dir: str = "out", n_images: int = 10) -> str:
     x = images[pick]
     keys = jax.random.split(jax.random.PRNGKey(0), len(ROWS))
     fig, axes = plt.subplots(len(ROWS), n_images, figsize=(n_images * 0.75 + 1.6, len(ROWS) * 0.8), dpi=80)
-    for r, ((name, transform), key) in enumerate(zip(ROWS, keys)):
+    for r, ((name, transform), key) in enumerate(zip(ROWS, keys, strict=True)):
         out = np.asarray(jax.jit(transform)(key, x))
         for c in range(n_images):
             ax = axes[r, c]

@@ -101,7 +101,7 @@ def main(out_dir: str = "out") -> list[str]:
     paths = []
     for name, title, height, panels in figures:
         fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height), dpi=80)
-        for ax, (data, panel_title, lim) in zip(axes, panels):
+        for ax, (data, panel_title, lim) in zip(axes, panels, strict=True):
             _panel(ax, *data, panel_title, lim)
         if panels[0][0] is raw:
             axes[0].set_xlabel(names[0], fontsize=8)

@@ -16,6 +16,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jaxnet.types import Array, Layer, Optimizer
 
 DATASETS = "digits, circle, xor, spirals or mnist-idx:PATH"
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
@@ -26,7 +30,9 @@ def _hidden(text: str):
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden must be comma-separated ints such as 256,128, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--hidden must be comma-separated ints such as 256,128, got {text!r}"
+        ) from None
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"--hidden sizes must be positive, got {text!r}")
     return sizes
@@ -147,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience",
         type=_non_negative_int,
         default=0,
-        help="early stopping on val_loss after this many epochs without improvement, restoring the best epoch; 0 disables (default: 0)",
+        help=(
+            "early stopping on val_loss after this many epochs without improvement, restoring the best epoch; "
+            "0 disables (default: 0)"
+        ),
     )
     t.add_argument("--test", type=float, default=0.2, help="fraction held out for testing, stratified (default: 0.2)")
     t.add_argument(
@@ -208,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------- data and model
-def load_data(cfg: dict):
+def load_data(cfg: dict) -> tuple[Any, Any, Any, dict]:
     """``(train, val, test, info)`` as the settings ``cfg`` describe; inputs standardized with training stats."""
     import jax
     import jax.numpy as jnp
@@ -217,6 +226,7 @@ def load_data(cfg: dict):
 
     name, key = cfg["data"], jax.random.PRNGKey(cfg["split_seed"])
     image_shape, test = None, None
+    val: tuple[Any, Any] | None
     if name == "digits":
         x, y = D.load_digits()
         image_shape = (8, 8)
@@ -232,7 +242,7 @@ def load_data(cfg: dict):
     else:
         raise ValueError(f"jaxnet train: --data must be {DATASETS}, got {name!r}")
     if name == "xor":  # four points: train, validate and test on the same truth table
-        train = val = test = (x, y)
+        train = test = (x, y)
         val = None
     elif test is None:
         (train, val, test) = D.train_val_test_split(key, x, y, val=cfg["val"], test=cfg["test"], stratify=True)
@@ -249,21 +259,21 @@ def load_data(cfg: dict):
     return prep(train), prep(val), prep(test), info
 
 
-def build_model(cfg: dict, classes: int, image_shape=None):
+def build_model(cfg: dict, classes: int, image_shape: tuple[int, ...] | None = None) -> Layer:
     """The MLP (or, with ``model: cnn``, the CNN) the settings describe, with ``classes`` logits."""
     from jaxnet.nn import MLP
 
     if cfg.get("model", "mlp") == "cnn":
         return _build_cnn(cfg, classes, image_shape)
-    kw = {}
+    kw: dict[str, Any] = {}
     if cfg["batchnorm"]:
         kw["batchnorm"] = True
     if cfg["dropout"]:
         kw["dropout"] = cfg["dropout"]
-    return MLP(list(cfg["hidden"]) + [classes], cfg["activation"], **kw)
+    return MLP([*cfg["hidden"], classes], cfg["activation"], **kw)
 
 
-def _build_cnn(cfg: dict, classes: int, image_shape):
+def _build_cnn(cfg: dict, classes: int, image_shape: tuple[int, ...] | None) -> Layer:
     """Flat images -> [N, H, W, 1] -> (Conv-BatchNorm-activation-MaxPool) x 2 -> [Dropout] -> Dense."""
     from jaxnet import nn
 
@@ -280,7 +290,7 @@ def _build_cnn(cfg: dict, classes: int, image_shape):
     return nn.serial(*layers, nn.Dense(classes))
 
 
-def build_optimizer(cfg: dict, steps_per_epoch: int):
+def build_optimizer(cfg: dict, steps_per_epoch: int) -> Optimizer:
     """The optimizer (with schedule and weight decay) the settings describe."""
     from jaxnet import optim as O
 
@@ -320,7 +330,7 @@ def build_optimizer(cfg: dict, steps_per_epoch: int):
     return O.chain(O.add_decayed_weights(wd), opt) if wd else opt
 
 
-def build_augment(cfg: dict, info: dict):
+def build_augment(cfg: dict, info: dict) -> Callable[[Array, Array], Array] | None:
     """``augment(key, x)`` on standardized flat inputs, or ``None``: un-standardize, warp the images, re-standardize."""
     spec = cfg["augment"]
     if spec in ("none", "", None):
@@ -329,7 +339,7 @@ def build_augment(cfg: dict, info: dict):
         raise ValueError(f"jaxnet train: --augment needs image data (digits or mnist), got --data {cfg['data']}")
     from jaxnet import data as D
 
-    kw = {}
+    kw: dict[str, Any] = {}
     for part in spec.split(","):
         k, _, v = part.partition(":")
         if k not in ("rotation", "zoom", "shear", "stretch", "noise") or not v:
@@ -340,7 +350,7 @@ def build_augment(cfg: dict, info: dict):
     warp, stats, shape = D.make_augment(**kw), info["stats"], info["image_shape"]
 
     def augment(key, x):
-        images = D.standardize_inverse(stats, x).reshape((-1,) + shape)
+        images = D.standardize_inverse(stats, x).reshape((-1, *shape))
         return D.standardize(stats, warp(key, images).reshape(x.shape))
 
     return augment
@@ -388,11 +398,11 @@ def _plot(path, histories, title):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for i, h in enumerate(histories):
         tag = f" (member {i})" if len(histories) > 1 else ""
-        for ax, col in zip(axes, ("loss", "accuracy")):
+        for ax, col in zip(axes, ("loss", "accuracy"), strict=True):
             ax.plot(h["epoch"], h[col], label=f"train{tag}", alpha=0.8)
-            if f"val_{col}" in h.keys():
+            if f"val_{col}" in h:
                 ax.plot(h["epoch"], h[f"val_{col}"], "--", label=f"validation{tag}", alpha=0.8)
-    for ax, col in zip(axes, ("loss", "accuracy")):
+    for ax, col in zip(axes, ("loss", "accuracy"), strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(col)
         ax.grid(alpha=0.3)
@@ -436,7 +446,7 @@ def _local(result, mesh):
     return result._replace(params=to_host(result.params), state=to_host(result.state))
 
 
-def train(args) -> dict:
+def train(args: argparse.Namespace) -> dict:
     """Run ``jaxnet train`` for parsed ``args``; returns ``{"test_accuracy", "out", ...}``."""
     mesh = _start_devices(args)
     import jax
@@ -483,14 +493,15 @@ def train(args) -> dict:
         mesh=mesh,
     )
     t0 = time.perf_counter()
+    r: T.FitResult | T.EnsembleResult  # both carry params, state, opt_state and epoch for the checkpoint
     if cfg["ensemble"] > 1:
-        r = _local(T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common), mesh)
-        report = T.ensemble_report((model, r.params, r.state), *test_d)
-        acc, histories = report["ensemble"], r.histories
+        members = _local(T.fit_ensemble(model, LOSS, optimizer, train_d, members=cfg["ensemble"], **common), mesh)
+        report = T.ensemble_report((model, members.params, members.state), *test_d)
+        acc, histories, r = report["ensemble"], members.histories, members
     else:
-        r = _local(T.fit(model, LOSS, optimizer, train_d, **common), mesh)
-        acc = T.evaluate(model, LOSS, r.params, r.state, test_d, metrics=metrics)["accuracy"]
-        report, histories = None, [r.history]
+        one = _local(T.fit(model, LOSS, optimizer, train_d, **common), mesh)
+        acc = T.evaluate(model, LOSS, one.params, one.state, test_d, metrics=metrics)["accuracy"]
+        report, histories, r = None, [one.history], one
     seconds = time.perf_counter() - t0
     main_process = distributed.is_main_process()  # only process 0 writes files and prints
     os.makedirs(args.out, exist_ok=True)
@@ -554,7 +565,7 @@ def evaluate(path: str) -> dict:
         raise ValueError(f"jaxnet evaluate: {path!r} was not written by `jaxnet train` (no CLI settings in it)")
     _, _, test_d, info = load_data(cfg)
     model = build_model(cfg, info["classes"], info["image_shape"])
-    inits = [model.init(jax.random.PRNGKey(k), (-1,) + tuple(info["features"]))[1:] for k in range(cfg["ensemble"])]
+    inits = [model.init(jax.random.PRNGKey(k), (-1, *info["features"]))[1:] for k in range(cfg["ensemble"])]
     if cfg["ensemble"] > 1:
         like_p, like_s = T.stack([p for p, _ in inits]), T.stack([s for _, s in inits])
     else:
@@ -568,7 +579,7 @@ def evaluate(path: str) -> dict:
     return {"test_accuracy": acc}
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jaxnet`` console script."""
     args = build_parser().parse_args(argv)
     try:

@@ -22,7 +22,7 @@ def main() -> None:
     print("\nXOR by hand (§4.1.3): h1 = step(x1+x2-0.5), h2 = step(x1+x2-1.5), y = step(h1-h2-0.5)")
     table = jn.nn.xor_table()
     print("  x1  x2  h1  h2  h1-h2-0.5   y")
-    for row in zip(*(table[c] for c in ("x1", "x2", "h1", "h2", "z", "y"))):
+    for row in zip(*(table[c] for c in ("x1", "x2", "h1", "h2", "z", "y")), strict=True):
         print("  {:2.0f}  {:2.0f}  {:2.0f}  {:2.0f}  {:9.1f}  {:2.0f}".format(*map(float, row)))
 
     print("\nXOR learned by an MLP 2-8-2 (tanh, SGD, 4 points per step, 500 epochs in one compiled program):")
@@ -40,9 +40,8 @@ def main() -> None:
         progress=False,
         epochs_per_call=500,
     )
-    print(
-        f"  loss {r.history['loss'][-1]:.4f}  accuracy {evaluate(model, LOSS, r.params, r.state, (x, y), metrics=ACC)['accuracy']:.3f}"
-    )
+    accuracy = evaluate(model, LOSS, r.params, r.state, (x, y), metrics=ACC)["accuracy"]
+    print(f"  loss {r.history['loss'][-1]:.4f}  accuracy {accuracy:.3f}")
 
     print("\nCircle data (label 1 iff 3 <= x^2+y^2 <= 8), MLP 2-32-32-2 (relu, SGD with momentum, batches of 50):")
     x, y = jn.data.circle(jax.random.PRNGKey(2), 2000)

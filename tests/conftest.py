@@ -24,3 +24,13 @@ def key():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# Per-test limit for tests not marked slow (pyproject.toml sets 600 s for the slow ones).
+FAST_TEST_TIMEOUT_S = 300
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT_S))

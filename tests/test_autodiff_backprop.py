@@ -22,8 +22,8 @@ def _f64_params(params, key, noise=0.1):
     return jax.tree_util.tree_unflatten(
         treedef,
         [
-            jnp.asarray(l, jnp.float64) + noise * jax.random.normal(k, jnp.shape(l), jnp.float64)
-            for l, k in zip(leaves, keys)
+            jnp.asarray(leaf, jnp.float64) + noise * jax.random.normal(k, jnp.shape(leaf), jnp.float64)
+            for leaf, k in zip(leaves, keys, strict=True)
         ],
     )
 
@@ -57,7 +57,7 @@ def _assert_agree_many(model, params, state, x, cases, tol=TOL):
     def both(p):
         return [
             (backprop(model, p, state, x, y, loss, **kw), jax.value_and_grad(obj)(p))
-            for (y, loss, kw), obj in zip(cases, objectives)
+            for (y, loss, kw), obj in zip(cases, objectives, strict=True)
         ]
 
     results = jax.jit(both).lower(params).compile(compiler_options=FAST_COMPILE)(params)
@@ -70,7 +70,7 @@ def _assert_agree_many(model, params, state, x, cases, tol=TOL):
         # a gradient that is exactly zero in exact arithmetic (a bias before BatchNorm) is round-off on both
         # sides: judge it against the model's largest gradient rather than its own scale
         floor = 1e-4 * max(float(jnp.max(jnp.abs(w))) for _, w in flat_want)
-        for (path, g), (_, w) in zip(flat_got, flat_want):
+        for (path, g), (_, w) in zip(flat_got, flat_want, strict=True):
             assert g.shape == w.shape and g.dtype == w.dtype, path
             err = relative_error(g, w, floor)
             assert err <= tol, (jax.tree_util.keystr(path), err)
@@ -215,9 +215,9 @@ def test_penalties_match_the_optimizers_regularizers(x64):
                 else 0.3 * sum(np.abs(a).sum() for a in chosen)
             )
             np.testing.assert_allclose(P.penalty_value(params, kind, 0.3, mask), ref, rtol=1e-14)
-            want = jax.grad(lambda p: fn(p, 0.3, mask))(params)
+            want = jax.grad(lambda p, fn=fn, mask=mask: fn(p, 0.3, mask))(params)
             got = P.penalty_gradient(params, kind, 0.3, mask)
-            for g, v in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            for g, v in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
                 np.testing.assert_allclose(g, v, rtol=1e-14)
     # the same masks through the handwritten backprop
     model = nn.MLP([3, 2])
@@ -233,7 +233,7 @@ def test_penalties_match_the_optimizers_regularizers(x64):
             + optim.l1_penalty(q, 0.1, optim.weights_only)
         )
     )(p)
-    for g, v in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want)):
+    for g, v in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want), strict=True):
         np.testing.assert_allclose(g, v, rtol=1e-12)
 
 

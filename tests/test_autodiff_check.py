@@ -110,7 +110,7 @@ def test_layer_without_rule_still_catches_a_wrong_jax_derivative(x64):
     params, state, x = _setup(model)
     with (
         pytest.warns(UserWarning, match="handwritten column is absent"),
-        pytest.raises(GradientMismatchError, match="finite differences and jax.grad disagree at dense_0"),
+        pytest.raises(GradientMismatchError, match=r"finite differences and jax\.grad disagree at dense_0"),
     ):
         check_grads(model, params, state, x, jnp.ones((6, 2)), "squared_error")
 

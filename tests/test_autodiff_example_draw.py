@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import pytest
 from jaxnet import nn
 from jaxnet.autodiff import draw, example
 from jaxnet.autodiff import graph as G
+
 
 @pytest.mark.parametrize("x1,x2", [(2.0, 5.0), (0.5, -1.3), (3.7, 0.0)])
 def test_worked_example_values_adjoints_and_gradients(x64, x1, x2):
@@ -46,11 +48,11 @@ def test_dot_text_of_the_worked_example():
     ex = example.worked_example(2.0, 5.0)
     dot = draw.to_dot(ex.y, title="worked example")
     assert dot.startswith("digraph G {") and dot.rstrip().endswith("}")
-    nodes = [l for l in dot.splitlines() if "[label=" in l]
-    edges = [l for l in dot.splitlines() if "->" in l]
+    nodes = [line for line in dot.splitlines() if "[label=" in line]
+    edges = [line for line in dot.splitlines() if "->" in line]
     assert len(nodes) == 7 and len(edges) == 8  # v3 and v4 share v1, v2 and v3 share v0
-    assert any("v2: log" in l and "value = 0.6931" in l and "grad = 1" in l for l in nodes)
-    assert any("v0: input" in l and "grad = 5.5" in l for l in nodes)
+    assert any("v2: log" in line and "value = 0.6931" in line and "grad = 1" in line for line in nodes)
+    assert any("v0: input" in line and "grad = 5.5" in line for line in nodes)
     tb = draw.to_dot(ex.y, rankdir="TB")
     assert "{v6: sub" in tb  # records turned to stack vertically in a top-to-bottom layout
 
@@ -66,11 +68,12 @@ def test_dot_of_an_array_graph_summarises_values():
 
 def test_jaxpr_dot_of_a_function():
     dot = draw.jaxpr_to_dot(lambda a, b: jnp.sin(a) * b + 1.0, jnp.ones(3), jnp.ones(3))
-    labels = [l for l in dot.splitlines() if "[label=" in l]
-    assert any('"arg0\\nfloat32[3]"' in l for l in labels) and any('"arg1\\nfloat32[3]"' in l for l in labels)
-    assert sum('"sin\\nfloat32[3]"' in l for l in labels) == 1
-    assert sum('"mul\\nfloat32[3]"' in l for l in labels) == 1
-    assert any("output float32[3]" in l for l in labels)
+    labels = [line for line in dot.splitlines() if "[label=" in line]
+    assert any('"arg0\\nfloat32[3]"' in line for line in labels)
+    assert any('"arg1\\nfloat32[3]"' in line for line in labels)
+    assert sum('"sin\\nfloat32[3]"' in line for line in labels) == 1
+    assert sum('"mul\\nfloat32[3]"' in line for line in labels) == 1
+    assert any("output float32[3]" in line for line in labels)
 
 
 def test_jaxpr_dot_of_a_model_loss_shows_params_and_calls():
@@ -103,7 +106,7 @@ def test_render_errors_without_dot_and_for_bad_formats(monkeypatch, tmp_path):
 @pytest.mark.parametrize("fmt", ["svg", "png"])
 def test_render_the_worked_example_and_a_jaxpr(tmp_path, fmt):
     path = draw.render(draw.to_dot(example.worked_example().y), str(tmp_path / f"example.{fmt}"))
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     if fmt == "svg":
         assert b"<svg" in data and b"v2: log" in data
     else:
@@ -113,5 +116,5 @@ def test_render_the_worked_example_and_a_jaxpr(tmp_path, fmt):
 
 
 def test_render_reports_dot_failures(tmp_path):
-    with pytest.raises(RuntimeError, match="dot failed|matplotlib failed on the DOT text"):
+    with pytest.raises(RuntimeError, match=r"dot failed|matplotlib failed on the DOT text"):
         draw.render("this is not dot", str(tmp_path / "bad.svg"))

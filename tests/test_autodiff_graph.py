@@ -20,7 +20,7 @@ W_SHAPE = (4, 4)
 def _inputs(seed):
     rng = np.random.default_rng(seed)
     xs = [rng.uniform(-1.5, 1.5, s) for s in SHAPES]
-    return xs + [rng.normal(size=W_SHAPE) / 2]
+    return [*xs, rng.normal(size=W_SHAPE) / 2]
 
 
 # An expression is a nested tuple; evaluated by both the engine and jax.numpy, with guards that keep
@@ -136,7 +136,7 @@ def test_engine_matches_jax_grad_on_random_expressions(x64, expr, seed):
     argnums = tuple(range(len(values)))
     got = G.grad(engine_loss, argnums)(*values)
     want = jax.grad(jax_loss, argnums)(*[jnp.asarray(v) for v in values])
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
         assert g.shape == np.shape(values[i])
         # relative to the gradient's scale, but at least 1: an expression such as exp(x) - exp(x) has a
         # gradient that is 0 in exact arithmetic and round-off (1e-17) in either implementation
@@ -170,7 +170,7 @@ def test_matmul_with_vectors_and_batches_matches_jax(x64):
         a, b = rng.normal(size=sa), rng.normal(size=sb)
         got = G.grad(lambda x, y: G.sum(G.sin(x @ y)), (0, 1))(a, b)
         want = jax.grad(lambda x, y: jnp.sum(jnp.sin(x @ y)), (0, 1))(a, b)
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
 
 

@@ -77,7 +77,7 @@ def _build(c):
         layers.append(HEADS[c["head"]]())
     model = nn.serial(*layers)
     params, fan_in = {}, c["n_in"]
-    for key, layer in zip(layer_keys(layers), layers):
+    for key, layer in zip(layer_keys(layers), layers, strict=True):
         if layer.kind == "dense":
             n = layer.config["n"]
             params[key] = {"w": rng.normal(size=(fan_in, n)) / np.sqrt(fan_in), "b": 0.3 * rng.normal(size=n)}
@@ -123,7 +123,7 @@ def test_handwritten_backprop_equals_jax_grad_on_random_mlps(x64, c):
     (value, grads), (want_value, want) = compiled(params)
     assert np.isfinite(float(want_value))
     np.testing.assert_allclose(value, want_value, rtol=1e-12)
-    for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree_util.tree_leaves(want)):
+    for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree_util.tree_leaves(want), strict=True):
         assert g.shape == w.shape and g.dtype == jnp.float64
         err = relative_error(g, w)
         assert err <= 1e-10, (jax.tree_util.keystr(path), err, c)

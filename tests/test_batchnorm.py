@@ -32,8 +32,8 @@ def np_batchnorm_train(x, gamma, beta, mean, var, momentum, eps, axis):
 def test_training_forward_and_running_update_match_numpy(x64, rng, shape, axis):
     c = shape[axis]
     layer = BatchNorm(momentum=0.3, eps=1e-3, axis=axis, dtype=jnp.float64)
-    out_shape, params, state = layer.init(KEY, (-1,) + shape[1:])
-    assert out_shape == (-1,) + shape[1:]
+    out_shape, params, state = layer.init(KEY, (-1, *shape[1:]))
+    assert out_shape == (-1, *shape[1:])
     # Non-trivial gamma, beta and running statistics, so every term of the formulas shows.
     params = {"gamma": jnp.asarray(rng.uniform(0.5, 2, c)), "beta": jnp.asarray(rng.normal(size=c))}
     state = {"mean": jnp.asarray(rng.normal(size=c)), "var": jnp.asarray(rng.uniform(0.5, 2, c))}
@@ -102,7 +102,7 @@ def test_running_statistics_approach_the_distribution(shape):
     mu, sigma = np.array([-2.0, 0.0, 1.0, 5.0]), np.array([0.5, 1.0, 2.0, 3.0])
     momentum, steps = 0.1, 400
     layer = BatchNorm(momentum=momentum)
-    _, params, state = layer.init(KEY, (-1,) + shape[1:])
+    _, params, state = layer.init(KEY, (-1, *shape[1:]))
 
     def body(state, k):
         x = mu + sigma * jax.random.normal(k, shape)
@@ -127,7 +127,7 @@ def test_init_values_and_affine_false(rng):
     assert params == {}
     np.testing.assert_array_equal(state["mean"], np.zeros(3))
     np.testing.assert_array_equal(state["var"], np.ones(3))
-    _, p2, s2 = BatchNorm().init(jax.random.PRNGKey(7), (-1, 3))
+    _, p2, _s2 = BatchNorm().init(jax.random.PRNGKey(7), (-1, 3))
     np.testing.assert_array_equal(p2["gamma"], np.ones(3))
     np.testing.assert_array_equal(p2["beta"], np.zeros(3))
     x = rng.normal(3.0, 2.0, size=(64, 3)).astype(np.float32)
@@ -218,7 +218,7 @@ def test_bad_axes_and_shapes():
     with pytest.raises(ValueError, match=r"BatchNorm\(\).init: the channel axis -1 of input_shape must be known"):
         BatchNorm().init(KEY, (8, -1))
     layer = BatchNorm()
-    _, params, state = layer.init(KEY, (-1, 3))
+    _, _params, state = layer.init(KEY, (-1, 3))
     with pytest.raises(
         ValueError,
         match=r"BatchNorm\(\): state\['mean'\]: expected shape \(5,\), got \(3,\)",

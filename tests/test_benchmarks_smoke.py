@@ -67,7 +67,7 @@ def test_step_overhead_end_to_end(tmp_path):
 def worker_result(capsys, worker, args):
     """Run a worker in this process (fast; the drivers' process handling is tested above) and parse its line."""
     worker(args)
-    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith(C.RESULT_TAG)][-1]
+    line = [text for text in capsys.readouterr().out.splitlines() if text.startswith(C.RESULT_TAG)][-1]
     return json.loads(line[len(C.RESULT_TAG) :])
 
 

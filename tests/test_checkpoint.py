@@ -3,6 +3,7 @@
 import json
 import os
 import zipfile
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -38,7 +39,7 @@ def _equal(a, b):
 
 
 def test_round_trip_keeps_values_dtypes_structure(setup, tmp_path):
-    model, params, state, opt, opt_state = setup
+    _model, params, state, _opt, opt_state = setup
     h = History([{"epoch": 1, "loss": 0.5}], stop_reason=None)
     key = jax.random.PRNGKey(42)
     path = save_checkpoint(
@@ -66,7 +67,7 @@ def test_round_trip_keeps_values_dtypes_structure(setup, tmp_path):
 
 
 def test_typed_keys_are_stored_as_raw_data(setup, tmp_path):
-    _, params, state, _, _ = setup
+    _, params, _state, _, _ = setup
     path = save_checkpoint(tmp_path / "k.npz", params=params, key=jax.random.key(3))
     back = load_checkpoint(path, params=params).key  # a typed key loads back typed (issue 13)
     assert back.dtype == jax.random.key(3).dtype
@@ -135,7 +136,7 @@ def test_checkpoint_of_another_model_names_the_first_differing_path(setup, tmp_p
 
 
 def test_checkpoint_of_another_optimizer_is_rejected_by_its_hyperparameter_names(setup, tmp_path):
-    _, params, state, _, _ = setup
+    _, params, _state, _, _ = setup
     # momentum SGD with and without dampening: the same moment buffers, different hyperparameters
     path = save_checkpoint(tmp_path / "a.npz", params=params, opt_state=jn.sgd(0.1, momentum=0.9).init(params))
     with pytest.raises(CheckpointError, match="hyper/learning_rate,momentum"):
@@ -149,7 +150,7 @@ def test_checkpoint_of_another_optimizer_is_rejected_by_its_hyperparameter_names
 def test_truncated_and_corrupted_files_are_rejected(setup, tmp_path):
     _, params, state, _, opt_state = setup
     path = save_checkpoint(tmp_path / "a.npz", params=params, state=state, opt_state=opt_state)
-    raw = open(path, "rb").read()
+    raw = Path(path).read_bytes()
     (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
         load_checkpoint(tmp_path / "cut.npz", params=params)
@@ -191,7 +192,7 @@ def test_format_1_loads_params_but_not_its_optimizer_state(setup, tmp_path):
     np.savez(tmp_path / "v1.npz", **arrays)
     with pytest.raises(
         CheckpointError,
-        match="format version 1: its optimizer state keeps one array per hyperparameter.*load it with opt_state=None",
+        match=r"format version 1: its optimizer state keeps one array per hyperparameter.*load it with opt_state=None",
     ):
         load_checkpoint(tmp_path / "v1.npz", params=params, state=state, opt_state=opt_state)
     _equal(load_checkpoint(tmp_path / "v1.npz", params=params, state=state).params, params)
@@ -206,9 +207,9 @@ def test_loading_never_unpickles(tmp_path):
 
 
 def test_crash_mid_write_keeps_the_old_checkpoint(setup, tmp_path, monkeypatch):
-    _, params, state, _, opt_state = setup
+    _, params, _state, _, _opt_state = setup
     path = save_checkpoint(tmp_path / "a.npz", params=params, step=1)
-    before = open(path, "rb").read()
+    before = Path(path).read_bytes()
 
     def crash(*a, **k):
         raise KeyboardInterrupt("power cut")
@@ -216,7 +217,7 @@ def test_crash_mid_write_keeps_the_old_checkpoint(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(C.np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, params=params, step=2)
-    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["a.npz"]
+    assert Path(path).read_bytes() == before and os.listdir(tmp_path) == ["a.npz"]
     assert load_checkpoint(path, params=params).step == 1
 
 

@@ -6,6 +6,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
 
 
 def _demo_args():
-    text = open(os.path.join(ROOT, "Makefile")).read().replace("\\\n", " ")
+    text = Path(ROOT, "Makefile").read_text().replace("\\\n", " ")
     args = shlex.split(re.search(r"^DEMO_ARGS\s*:=(.*)$", text, re.M).group(1))
     target = re.search(r"^demo:.*\n((?:\t.*\n)+)", text, re.M).group(1)
     assert "jaxnet train $(DEMO_ARGS)" in target  # make demo really runs these settings

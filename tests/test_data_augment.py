@@ -148,7 +148,7 @@ def test_pipeline_and_make_augment_run_inside_jit_and_vmap(images, full_augment)
     assert out.shape == images.shape
     # vmap over a leading axis, e.g. one key and batch per ensemble member.
     batched = jax.jit(jax.vmap(pipe))(jax.random.split(KEY, 2), jnp.stack([images, images]))
-    assert batched.shape == (2,) + images.shape
+    assert batched.shape == (2, *images.shape)
     np.testing.assert_allclose(batched[0], jax.jit(pipe)(jax.random.split(KEY, 2)[0], images), atol=1e-6)
 
 

@@ -113,7 +113,7 @@ def test_epoch_batches_keeps_pairs_aligned_and_scans():
     np.testing.assert_array_equal(xb[..., 0], yb.astype(jnp.float32))
 
     def body(total, batch):
-        (xi, yi), mi = batch
+        (_xi, yi), mi = batch
         return total + jnp.sum(jnp.where(mi, yi, 0)), None
 
     total, _ = jax.lax.scan(body, 0, ((xb, yb), mask))
@@ -122,7 +122,7 @@ def test_epoch_batches_keeps_pairs_aligned_and_scans():
 
 def test_epoch_batches_accepts_dicts():
     data = {"x": jnp.ones((8, 2)), "w": jnp.arange(8.0)}
-    out, mask = D.epoch_batches(jax.random.PRNGKey(0), data, 4)
+    out, _mask = D.epoch_batches(jax.random.PRNGKey(0), data, 4)
     assert out["x"].shape == (2, 4, 2) and out["w"].shape == (2, 4)
 
 

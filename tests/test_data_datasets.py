@@ -48,7 +48,7 @@ def test_load_digits_flat_and_images():
     assert x.shape == (1797, 64) and x.dtype == jnp.float32 and y.dtype == jnp.int32
     assert float(x.min()) == 0.0 and float(x.max()) == 1.0
     np.testing.assert_array_equal(np.bincount(np.asarray(y)) > 170, True)
-    xi, yi = D.load_digits(return_images=True)
+    xi, _yi = D.load_digits(return_images=True)
     assert xi.shape == (1797, 8, 8)
     np.testing.assert_array_equal(xi.reshape(1797, 64), x)
 

@@ -64,7 +64,7 @@ def test_wrong_magic_truncated_and_overlong_files_raise(tmp_path):
             D.read_idx(path)
     gz = tmp_path / "bad.gz"
     gz.write_bytes(gzip.compress(good)[:-6])  # cut inside the gzip stream
-    with pytest.raises(ValueError, match="bad.gz"):
+    with pytest.raises(ValueError, match=r"bad\.gz"):
         D.read_idx(gz)
 
 
@@ -92,7 +92,7 @@ def _fake_mnist(directory, n_train=6, n_test=4, gz=False, labels_train=None):
 @pytest.mark.parametrize("gz", [False, True])
 def test_load_mnist_reads_the_four_files(tmp_path, gz):
     files = _fake_mnist(tmp_path, gz=gz)
-    (xtr, ytr), (xte, yte) = D.load_mnist(tmp_path)
+    (xtr, _ytr), (xte, yte) = D.load_mnist(tmp_path)
     assert xtr.shape == (6, 28, 28) and xte.shape == (4, 28, 28) and str(xtr.dtype) == "float32"
     np.testing.assert_allclose(xtr, files["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(yte, files["t10k-labels-idx1-ubyte"])
@@ -102,7 +102,7 @@ def test_load_mnist_reads_the_four_files(tmp_path, gz):
 
 def test_load_mnist_count_mismatch_and_missing_files(tmp_path):
     _fake_mnist(tmp_path, labels_train=5)
-    with pytest.raises(ValueError, match="holds 5 labels but .* holds 6 images"):
+    with pytest.raises(ValueError, match=r"holds 5 labels but .* holds 6 images"):
         D.load_mnist(tmp_path)
     with pytest.raises(FileNotFoundError, match="no train-images-idx3-ubyte file"):
         D.load_mnist(tmp_path / "nowhere")

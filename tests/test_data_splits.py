@@ -28,7 +28,7 @@ def test_three_way_split_is_a_partition_with_class_proportions():
 
 def test_uneven_classes_stay_within_one_sample_of_proportional():
     x, y = _labelled((37, 23, 11, 5))
-    (_, ytr), (_, yte) = D.train_test_split(jax.random.PRNGKey(1), x, y, test=0.3)
+    (_, _ytr), (_, yte) = D.train_test_split(jax.random.PRNGKey(1), x, y, test=0.3)
     n_test = round(0.3 * 76)
     assert len(yte) == n_test
     want = np.array([37, 23, 11, 5]) * n_test / 76
@@ -48,7 +48,7 @@ def test_same_key_same_split_other_key_other_split_and_order_shuffled():
 def test_unstratified_split_works_for_regression_targets():
     x = jnp.arange(20.0)[:, None]
     y = jnp.arange(20.0)[:, None] * 2
-    (xtr, ytr), (xte, yte) = D.train_test_split(jax.random.PRNGKey(0), x, y, test=0.25, stratify=False)
+    (xtr, _ytr), (xte, yte) = D.train_test_split(jax.random.PRNGKey(0), x, y, test=0.25, stratify=False)
     assert xtr.shape == (15, 1) and yte.shape == (5, 1)
     np.testing.assert_array_equal(yte, xte * 2)
     with pytest.raises(ValueError, match="stratify=True needs 1-D class labels"):

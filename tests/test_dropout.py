@@ -76,7 +76,7 @@ def test_rate_zero_is_identity_and_rate_one_gives_zeros_with_finite_gradients():
         layer = Dropout(1.0, mode=mode)
         y1, _ = layer.apply({}, {}, x, key=KEY, train=True)
         np.testing.assert_array_equal(y1, np.zeros((8, 10)))
-        g = jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x, key=KEY, train=True)[0]))(x)
+        g = jax.grad(lambda x, layer=layer: jnp.sum(layer.apply({}, {}, x, key=KEY, train=True)[0]))(x)
         assert np.all(np.isfinite(g))
         np.testing.assert_array_equal(g, np.zeros((8, 10)))
     assert not dropout_mask(KEY, 1.0, (100,)).any()

@@ -76,8 +76,8 @@ def test_init_rejects_bad_input_shapes():
 def test_params_from_another_model_name_the_mismatch():
     a = jn.MLP([4, 2])
     b = jn.MLP([4, 4, 2])
-    _, pa, sa = a.init(KEY, (-1, 3))
-    _, pb, sb = b.init(KEY, (-1, 3))
+    _, pa, _sa = a.init(KEY, (-1, 3))
+    _, _pb, sb = b.init(KEY, (-1, 3))
     with pytest.raises(ValueError, match=r"serial\(Dense\(4\), .*\): params\['dense_4'\]\['b'\] is missing"):
         b.apply(pa, sb, jnp.zeros((1, 3)), train=False)
 

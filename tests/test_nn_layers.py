@@ -52,15 +52,15 @@ LAYERS = {
 def _setup(name, dtype=jnp.float32):
     make, feat, ref = LAYERS[name]
     layer = make()
-    out_shape, params, state = layer.init(jax.random.PRNGKey(1), (-1,) + feat)
+    out_shape, params, state = layer.init(jax.random.PRNGKey(1), (-1, *feat))
     params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
-    x = jax.random.normal(jax.random.PRNGKey(2), (BATCH,) + feat, dtype) * 2
+    x = jax.random.normal(jax.random.PRNGKey(2), (BATCH, *feat), dtype) * 2
     return layer, out_shape, params, state, x, ref
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_forward_matches_numpy_float64(x64, name):
-    layer, out_shape, params, state, x, ref = _setup(name, jnp.float64)
+    layer, _out_shape, params, state, x, ref = _setup(name, jnp.float64)
     y, new_state = layer.apply(params, state, x, train=False)
     assert y.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(y), ref(params, np.asarray(x)), rtol=1e-12, atol=1e-13)
@@ -112,7 +112,7 @@ def test_prelu_and_learned_elu_have_trainable_alpha():
     for layer in (jn.PRelu(0.25), jn.Elu(1.0, learnable=True)):
         _, params, state = layer.init(jax.random.PRNGKey(0), (-1, 3))
         x = jnp.array([[-1.0, -2.0, 3.0]])
-        g = jax.grad(lambda p: jnp.sum(layer.apply(p, state, x, train=True)[0]))(params)
+        g = jax.grad(lambda p, layer=layer, state=state, x=x: jnp.sum(layer.apply(p, state, x, train=True)[0]))(params)
         assert float(g["alpha"]) != 0.0
 
 
@@ -121,7 +121,7 @@ def test_layers_are_deterministic_given_key():
     _, p1, _ = m.init(jax.random.PRNGKey(5), (-1, 3))
     _, p2, _ = m.init(jax.random.PRNGKey(5), (-1, 3))
     _, p3, _ = m.init(jax.random.PRNGKey(6), (-1, 3))
-    for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
+    for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(p1["dense_0"]["w"]), np.asarray(p3["dense_0"]["w"]))
     # different layers get different keys

@@ -80,7 +80,7 @@ def test_scope_keys_params_and_rejects_clashes():
     model = serial(named("first"), Dense(2), named("last"))
     _, params, _ = model.init(jax.random.PRNGKey(0), (-1, 2))
     assert list(params) == ["first", "dense_1", "last"]
-    with pytest.raises(ValueError, match="'twice'.*different name="):
+    with pytest.raises(ValueError, match=r"'twice'.*different name="):
         serial(named("twice"), named("twice"))
     with pytest.raises(ValueError, match="name must be a non-empty string"):
         named("has space")

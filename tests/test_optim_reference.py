@@ -24,7 +24,7 @@ def _stream():
     rng = np.random.default_rng(1234)
     params = _tree(lambda s: rng.normal(size=s))
     # Gradients of varying scale and sign, with some exact zeros (edge case for the roots).
-    grads = _tree(lambda s: rng.normal(size=(STEPS,) + s) * rng.choice([0.0, 0.1, 1.0, 3.0], size=(STEPS,) + s))
+    grads = _tree(lambda s: rng.normal(size=(STEPS, *s)) * rng.choice([0.0, 0.1, 1.0, 3.0], size=(STEPS, *s)))
     return params, grads
 
 
@@ -46,7 +46,7 @@ def run_numpy(rule, params, grads, lr):
     leaves, treedef = jax.tree_util.tree_flatten(params)
     gleaves = treedef.flatten_up_to(grads)
     out = []
-    for p, gs in zip(leaves, gleaves):
+    for p, gs in zip(leaves, gleaves, strict=True):
         p, st = np.array(p, np.float64), {}
         for t in range(1, STEPS + 1):
             p = rule(gs[t - 1], p, st, t, lr(t - 1))
@@ -175,13 +175,14 @@ def test_matches_float64_reference(name, x64):
     params, grads = _stream()
     got = run_jax(make(), params, grads)
     want = run_numpy(rule, params, grads, lr)
-    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
         assert g.dtype == jnp.float64
         rel = np.linalg.norm(np.asarray(g) - w) / np.linalg.norm(w)
         assert rel <= 1e-10, (name, rel)
     # The trajectory moved: the test would catch an optimizer that does nothing.
     moved = sum(
-        np.linalg.norm(w - p) for w, p in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(params))
+        np.linalg.norm(w - p)
+        for w, p in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(params), strict=True)
     )
     assert moved > 1e-2
 
@@ -196,5 +197,5 @@ def test_float32_states_keep_their_dtype():
         updates, new_state = jax.eval_shape(opt.update, g, state, params)
         assert all(u.dtype == jnp.float32 for u in jax.tree_util.tree_leaves(updates)), name
         assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state), name
-        for a, b in zip(jax.tree_util.tree_leaves(new_state), jax.tree_util.tree_leaves(state)):
+        for a, b in zip(jax.tree_util.tree_leaves(new_state), jax.tree_util.tree_leaves(state), strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape, name

@@ -32,7 +32,7 @@ def test_l2_penalty_value_and_gradient():
 def test_l1_penalty_value_and_subgradient_with_sign_zero():
     assert float(O.l1_penalty(PARAMS, 0.2)) == pytest.approx(0.2 * sum(np.sum(np.abs(x)) for x in ALL), rel=1e-6)
     g = jax.grad(O.l1_penalty)(PARAMS, 0.2)
-    for got, p in zip(jax.tree_util.tree_leaves(g), ALL):
+    for got, p in zip(jax.tree_util.tree_leaves(g), ALL, strict=True):
         np.testing.assert_array_equal(got, np.float32(0.2) * np.sign(p))
     # The zeros in the params get subgradient 0 (plain jnp.abs would give 1 there).
     assert float(g["dense_0"]["w"][1, 0]) == 0.0 and float(g["dense_0"]["b"][0]) == 0.0
@@ -57,7 +57,7 @@ def test_add_decayed_weights_is_the_l2_gradient_and_the_chapters_decay():
     u, _ = opt.update(data_grad, opt.init(PARAMS), PARAMS)
     via_loss = jax.tree_util.tree_map(jnp.add, data_grad, jax.grad(O.l2_penalty)(PARAMS, lam, O.weights_only))
     u_loss, _ = O.sgd(lr).update(via_loss, O.sgd(lr).init(PARAMS))
-    for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(u_loss)):
+    for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(u_loss), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     new = O.apply_updates(PARAMS, u)
     # w <- (1 - lr lam) w - lr g on weights; biases and batch-norm params only see the data gradient.
@@ -123,7 +123,7 @@ def test_clip_by_global_norm():
     np.testing.assert_allclose(out["dense_2"]["w"], 2 * WEIGHTS[1] / norm, rtol=1e-6)  # direction kept
     big = O.clip_by_global_norm(100.0)
     same, _ = big.update(grads, big.init(PARAMS))
-    for a, b in zip(jax.tree_util.tree_leaves(same), jax.tree_util.tree_leaves(grads)):
+    for a, b in zip(jax.tree_util.tree_leaves(same), jax.tree_util.tree_leaves(grads), strict=True):
         np.testing.assert_array_equal(a, b)
     zeros = jax.tree_util.tree_map(jnp.zeros_like, PARAMS)
     z, _ = clip.update(zeros, clip.init(PARAMS))
@@ -135,7 +135,7 @@ def test_clip_by_global_norm():
 def test_clip_by_value():
     clip = O.clip_by_value(0.6)
     out, _ = clip.update(PARAMS, clip.init(PARAMS))
-    for a, p in zip(jax.tree_util.tree_leaves(out), ALL):
+    for a, p in zip(jax.tree_util.tree_leaves(out), ALL, strict=True):
         np.testing.assert_array_equal(a, np.clip(p, np.float32(-0.6), np.float32(0.6)))
     with pytest.raises(ValueError, match=r"clip_by_value: max_delta .* got nan"):
         O.clip_by_value(float("nan"))

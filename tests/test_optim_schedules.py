@@ -83,5 +83,5 @@ def test_bad_schedule_arguments(build, match):
 
 
 def test_non_integer_step_counts_are_type_errors():
-    with pytest.raises(TypeError, match="cosine_decay: decay_steps must be an int, got 10.5"):
+    with pytest.raises(TypeError, match=r"cosine_decay: decay_steps must be an int, got 10\.5"):
         O.cosine_decay(0.1, 10.5)

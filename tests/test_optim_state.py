@@ -37,7 +37,7 @@ def test_changing_the_learning_rate_does_not_recompile(name):
     u3, _ = step(GRADS, state2, PARAMS)
     assert len(traces) == 1
     # Every update rule is linear in the learning rate: the new rate took effect.
-    for a, b in zip(jax.tree_util.tree_leaves(u1), jax.tree_util.tree_leaves(u3)):
+    for a, b in zip(jax.tree_util.tree_leaves(u1), jax.tree_util.tree_leaves(u3), strict=True):
         np.testing.assert_allclose(b, 3 * a, rtol=1e-5)
 
 
@@ -88,8 +88,8 @@ def test_vmap_over_learning_rates_equals_separate_runs(name, x64):
     together = jax.vmap(lambda lr: _train(ALL[name], lr))(lrs)
     for i, lr in enumerate([0.01, 0.05, 0.2]):
         # A separate run, built the ordinary way with a Python float.
-        alone = _train(lambda _: ALL[name](lr), lr)
-        for a, b in zip(jax.tree_util.tree_leaves(together), jax.tree_util.tree_leaves(alone)):
+        alone = _train(lambda _, lr=lr: ALL[name](lr), lr)
+        for a, b in zip(jax.tree_util.tree_leaves(together), jax.tree_util.tree_leaves(alone), strict=True):
             np.testing.assert_allclose(a[i], b, rtol=1e-12, atol=1e-14)
     # The copies really differ.
     assert not np.allclose(together["w"][0], together["w"][2])
@@ -222,5 +222,5 @@ def test_state_types_are_stable_across_an_update(name):
     opt = ALL[name](0.1)
     state = opt.init(params)
     _, new = jax.eval_shape(opt.update, params, state, params)
-    for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(new)):
+    for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(new), strict=True):
         assert (a.shape, a.dtype, a.weak_type) == (b.shape, b.dtype, b.weak_type)

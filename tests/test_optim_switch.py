@@ -40,7 +40,7 @@ def test_switch_hands_over_at_the_step(at, x64):
     opt = O.switch(O.adam(0.05), O.sgd(0.01, momentum=0.9), at)
     p, s = run(opt, params0(), 20)
     want = first_then_second(7, 20)
-    for a, b in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(want)):
+    for a, b in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
     assert bool(s.switched) and int(s.first.count) == 7 and int(s.second.count) == 13
 

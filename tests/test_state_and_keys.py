@@ -50,7 +50,7 @@ def test_state_flows_in_and_out_as_one_tree():
     assert set(state) == set(params) and state["dense_0"] == {}
     assert jax.tree_util.tree_map(jnp.shape, state["batchnorm_4"]) == {"mean": (5,), "var": (5,)}
     x = 3 + jax.random.normal(jax.random.PRNGKey(1), (10, 3))
-    y, new_state = model.apply(params, state, x, train=True)
+    _y, new_state = model.apply(params, state, x, train=True)
     assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
     # The first BatchNorm's running mean moved a tenth of the way to its input's batch mean.
     h = np.asarray(x) @ np.asarray(params["dense_0"]["w"]) + np.asarray(params["dense_0"]["b"])
@@ -125,7 +125,7 @@ def test_mlp_with_batchnorm_and_dropout_trains_under_jit_and_evaluates_determini
     evaluate = jn.make_eval_step(model, counting_loss("eval"), metrics={"accuracy": losses.accuracy})
     before = evaluate(params, state, (x, y))
     for i in range(300):
-        params, state, opt_state, m = step(params, state, opt_state, (x, y), jax.random.PRNGKey(i))
+        params, state, opt_state, _m = step(params, state, opt_state, (x, y), jax.random.PRNGKey(i))
     after = evaluate(params, state, (x, y))
     again = evaluate(params, state, (x, y))
     assert traces == {"train": 1, "eval": 1}

@@ -28,8 +28,11 @@ def test_sgd_step_equals_manual_gradient_descent(x64):
     loss = losses.softmax_cross_entropy_with_integer_labels
     opt = jn.sgd(0.25)  # exactly representable, whatever dtype the state uses
     step = jn.make_train_step(model, loss, opt, metrics={"accuracy": losses.accuracy})
+
     # the step donates params/state/opt_state: pass copies, the originals are reused below
-    copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
+    def copy(t):
+        return jax.tree_util.tree_map(jnp.copy, t)
+
     new_params, _, opt_state, m = step(copy(params), state, opt.init(copy(params)), (x, y), jax.random.PRNGKey(3))
 
     def objective(p):
@@ -37,7 +40,7 @@ def test_sgd_step_equals_manual_gradient_descent(x64):
 
     grads = jax.grad(objective)(params)
     expected = jax.tree_util.tree_map(lambda p, g: p - 0.25 * g, params, grads)
-    for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(expected)):
+    for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(expected), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-15)
     assert float(m["loss"]) == pytest.approx(float(objective(params)), rel=1e-13)
     assert set(m) == {"loss", "accuracy"} and int(opt_state.count) == 1
@@ -64,9 +67,15 @@ def test_step_compiles_once_and_learning_rate_change_does_not_recompile():
 def test_penalty_is_added_to_the_loss():
     model, params, state, x, y = _setup()
     loss = losses.softmax_cross_entropy_with_integer_labels
-    pen = lambda p: 0.5 * sum(jnp.sum(l**2) for l in jax.tree_util.tree_leaves(p))
+
+    def pen(p):
+        return 0.5 * sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(p))
+
     step = jn.make_train_step(model, loss, jn.sgd(0.0), penalty=pen)
-    copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)  # the step donates params (reused below)
+
+    def copy(t):
+        return jax.tree_util.tree_map(jnp.copy, t)  # the step donates params (reused below)
+
     _, _, _, m = step(copy(params), state, jn.sgd(0.0).init(params), (x, y), jax.random.PRNGKey(0))
     base = loss(model.apply(params, state, x, train=True)[0], y)
     assert float(m["loss"]) == pytest.approx(float(base + pen(params)), rel=1e-6)

@@ -37,7 +37,7 @@ def test_scan_epoch_equals_python_stepped_epoch(drop_last, pregather, monkeypatc
     metrics = {"accuracy": losses.accuracy}
     epoch = make_train_epoch(model, LOSS, opt, batch_size=8, n=50, metrics=metrics, drop_last=drop_last)
     key = jax.random.PRNGKey(7)
-    p1, s1, o1, m1 = epoch(_copy(params), state, opt.init(params), (x, y), key)
+    p1, _s1, o1, m1 = epoch(_copy(params), state, opt.init(params), (x, y), key)
 
     # The same epoch by hand, following the key scheme documented in jaxnet.train.epoch.
     step = make_train_step(model, LOSS, opt, metrics=metrics)
@@ -50,7 +50,10 @@ def test_scan_epoch_equals_python_stepped_epoch(drop_last, pregather, monkeypatc
         batch = (x[idx[i]], y[idx[i]]) + ((mask[i].astype(jnp.float32),) if not drop_last else ())
         p2, s2, o2, m = step(p2, s2, o2, batch, jax.random.fold_in(k_steps, i))
         losses_seen.append(float(m["loss"]))
-    chex_close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+    def chex_close(a, b):
+        return np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
     jax.tree_util.tree_map(chex_close, p1, p2)
     assert int(o1.count) == int(o2.count) == idx.shape[0]
     # the epoch's loss is the mean over real samples: each step weighs by its real rows (issue 13)

@@ -1,6 +1,5 @@
 """fit: history, validation, early stopping, the non-finite guard, bad input, no recompilation."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,7 +172,7 @@ def test_bad_input_errors(blobs, model):
         ValueError, match=r"labels must lie in \[0, 3\) for a model with 3 output\(s\), got labels from 0 to 7"
     ):
         fit(model, LOSS, jn.sgd(0.1), (x, y.at[5].set(7)), **kw)
-    with pytest.raises(ValueError, match="labels must lie in .* got labels from -1"):
+    with pytest.raises(ValueError, match=r"labels must lie in .* got labels from -1"):
         fit(model, LOSS, jn.sgd(0.1), (x, y.at[5].set(-1)), **kw)
     with pytest.raises(ValueError, match="batch_size 500 is larger than the 240 training samples"):
         fit(model, LOSS, jn.sgd(0.1), (x, y), **{**kw, "batch_size": 500})
@@ -182,9 +181,9 @@ def test_bad_input_errors(blobs, model):
     for bad in (0, -3):
         with pytest.raises(ValueError, match=f"epochs must be a positive int, got {bad}"):
             fit(model, LOSS, jn.sgd(0.1), (x, y), **{**kw, "epochs": bad})
-    with pytest.raises(TypeError, match="epochs must be a positive int, got 2.5"):
+    with pytest.raises(TypeError, match=r"epochs must be a positive int, got 2\.5"):
         fit(model, LOSS, jn.sgd(0.1), (x, y), **{**kw, "epochs": 2.5})
-    with pytest.raises(ValueError, match="early_stopping monitors 'val_loss'.*give validation="):
+    with pytest.raises(ValueError, match=r"early_stopping monitors 'val_loss'.*give validation="):
         fit(model, LOSS, jn.sgd(0.1), (x, y), early_stopping=EarlyStopping(), **kw)
     with pytest.raises(ValueError, match="cannot take inputs of shape"):
-        fit(model, LOSS, jn.sgd(0.1), (x, y), init=model.init(jax.random.PRNGKey(0), (-1, 5))[1:] + (None,), **kw)
+        fit(model, LOSS, jn.sgd(0.1), (x, y), init=(*model.init(jax.random.PRNGKey(0), (-1, 5))[1:], None), **kw)

@@ -42,7 +42,9 @@ SCRIPT = textwrap.dedent("""
         np.testing.assert_allclose(float(pm["accuracy"]), float(sm["accuracy"]), rtol=1e-6)
     leaf = jax.tree_util.tree_leaves(pp)[0]
     assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 8
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6), pp, sp)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6), pp, sp
+    )
     try:
         pstep(pp, ps, po, (x[:12], y[:12]), jax.random.PRNGKey(0))
     except ValueError as e:

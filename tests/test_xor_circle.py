@@ -23,8 +23,8 @@ def test_hand_weighted_xor_reproduces_every_column():
 
 def test_hand_weighted_xor_is_made_of_dense_and_step_layers():
     model, params, state = jn.nn.xor_network()
-    assert [l.kind for l in model.layers] == ["dense", "activation", "dense", "activation"]
-    assert [l.config.get("fn") for l in model.layers[1::2]] == ["step", "step"]
+    assert [layer.kind for layer in model.layers] == ["dense", "activation", "dense", "activation"]
+    assert [layer.config.get("fn") for layer in model.layers[1::2]] == ["step", "step"]
     x, y = jn.data.xor()
     out, _ = model.apply(params, state, x, train=False)
     np.testing.assert_array_equal(np.asarray(out[:, 0]), np.asarray(y))
@@ -86,11 +86,11 @@ def test_logistic_regression_is_one_dense_layer_and_separates_a_line():
     x = jax.random.normal(key, (400, 2))
     y = (x[:, 0] + 2 * x[:, 1] > 0.3).astype(jnp.int32)
     model = jn.LogisticRegression(2)
-    assert [l.kind for l in model.layers] == ["dense"]
+    assert [layer.kind for layer in model.layers] == ["dense"]
     params, state = _train_many(model, x, y, [0], steps=500, lr=1.0, loss=losses.binary_cross_entropy_with_logits)
     params, state = jax.tree_util.tree_map(lambda a: a[0], (params, state))
     out, _ = model.apply(params, state, x, train=False)
     assert float(losses.binary_accuracy(out, y)) >= 0.97
     probs = jn.LogisticRegression(2, probabilities=True)
-    assert [l.kind for l in probs.layers] == ["dense", "activation"]
-    assert [l.kind for l in jn.LogisticRegression(5, probabilities=True).layers] == ["dense", "softmax"]
+    assert [layer.kind for layer in probs.layers] == ["dense", "activation"]
+    assert [layer.kind for layer in jn.LogisticRegression(5, probabilities=True).layers] == ["dense", "softmax"]

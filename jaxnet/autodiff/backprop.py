@@ -45,7 +45,7 @@ from jaxnet.autodiff.conv_rules import CONV_RULES
 from jaxnet.nn import activations as A
 from jaxnet.nn import losses as L
 from jaxnet.nn.combinators import layer_keys
-from jaxnet.types import Layer
+from jaxnet.types import Array, Layer, Params, State
 
 
 class Rule(NamedTuple):
@@ -70,7 +70,7 @@ def _apply(layer, params, state, x, key, train, mask=None):
 def _serial_forward(layer, params, state, x, key, train, mask=None):
     keys = layer_keys(layer.layers)
     saved, new_state = [], {}
-    for i, (k, sub) in enumerate(zip(keys, layer.layers)):
+    for i, (k, sub) in enumerate(zip(keys, layer.layers, strict=True)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and sub.needs_key) else None
         x, new_state[k], s = _forward(sub, params[k], state[k], x, sub_key, train, mask)
         saved.append(s)
@@ -80,7 +80,7 @@ def _serial_forward(layer, params, state, x, key, train, mask=None):
 def _serial_backward(layer, params, saved, g):
     keys = layer_keys(layer.layers)
     grads = {}
-    for k, sub, s in reversed(list(zip(keys, layer.layers, saved))):
+    for k, sub, s in reversed(list(zip(keys, layer.layers, saved, strict=True))):
         g, grads[k] = _backward(sub, params[k], s, g)
     return g, grads
 
@@ -266,7 +266,7 @@ def check_supported(model: Layer, *, where: str = "backprop") -> None:
             raise ValueError(
                 f"{where}: layer {layer.name} at {path} names unknown activation {layer.config.get('fn')!r}"
             )
-        for k, sub in zip(layer_keys(layer.layers), layer.layers):
+        for k, sub in zip(layer_keys(layer.layers), layer.layers, strict=True):
             visit(sub, f"{path}/{k}")
 
     visit(model, "model")
@@ -304,7 +304,9 @@ def _dlog_clip(q, tiny):
     return through.astype(q.dtype) / jnp.clip(q, tiny, 1.0)
 
 
-def loss_gradient(loss, outputs, targets, where=None):
+def loss_gradient(
+    loss: str | Callable[..., Array], outputs: Array, targets: Array, where: Array | None = None
+) -> Array:
     """``dL/d outputs`` for a loss of :data:`jaxnet.nn.losses.LOSSES`, written by hand.
 
     Args:
@@ -347,7 +349,7 @@ def loss_gradient(loss, outputs, targets, where=None):
     return c * (A.softmax(out, axis=-1) - onehot)
 
 
-def loss_name(loss) -> str:
+def loss_name(loss: str | Callable[..., Array]) -> str:
     """The name of a loss of :data:`jaxnet.nn.losses.LOSSES`, given its name or the function."""
     if isinstance(loss, str) and loss in L.LOSSES:
         return loss
@@ -365,18 +367,18 @@ def loss_name(loss) -> str:
 
 def backprop(
     model: Layer,
-    params,
-    state,
-    x,
-    y,
-    loss,
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    loss: str | Callable[..., Array],
     *,
-    where=None,
+    where: Array | None = None,
     penalties: Sequence = (),
-    key=None,
+    key: Array | None = None,
     train: bool = True,
-    mask=None,
-):
+    mask: Array | None = None,
+) -> tuple[Array, Params]:
     """The loss and its gradient with respect to ``params``, by the handwritten chain rule.
 
     ``L(params) = loss(model(params, x), y, where) + sum of penalties``. The same numbers as
@@ -420,6 +422,8 @@ def backprop(
     return value, grads
 
 
-def backprop_grad(model: Layer, params, state, x, y, loss, **kwargs) -> Any:
+def backprop_grad(
+    model: Layer, params: Params, state: State, x: Array, y: Array, loss: str | Callable[..., Array], **kwargs: Any
+) -> Any:
     """Only the gradient of :func:`backprop`."""
     return backprop(model, params, state, x, y, loss, **kwargs)[1]

@@ -20,17 +20,18 @@ tight tolerances; float32 works with looser defaults.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxnet.autodiff import penalties as P
 from jaxnet.autodiff.backprop import backprop, check_supported, loss_name
 from jaxnet.nn import losses as L
-from jaxnet.types import Layer
+from jaxnet.types import Array, Layer, Params, State
 
 
 class GradError(NamedTuple):
@@ -51,7 +52,7 @@ class GradientMismatchError(ValueError):
     """Two ways of computing a gradient disagree beyond the tolerance; the message names the path."""
 
 
-def relative_error(a, b, floor: float = 0.0) -> float:
+def relative_error(a: ArrayLike, b: ArrayLike, floor: float = 0.0) -> float:
     """``max |a - b| / max(max |a|, max |b|, floor)``, 0 when ``a == b`` (computed in float64 NumPy).
 
     ``floor`` keeps a gradient that is zero in exact arithmetic (a bias feeding a BatchNorm)
@@ -69,8 +70,8 @@ def _path(p) -> str:
 
 
 def _defaults(params, x):
-    leaves = [jnp.asarray(l) for l in jax.tree_util.tree_leaves(params)] + [jnp.asarray(x)]
-    floats = [l.dtype for l in leaves if jnp.issubdtype(l.dtype, jnp.floating)]
+    leaves = [jnp.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)] + [jnp.asarray(x)]
+    floats = [leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)]
     wide = any(d == jnp.float64 for d in floats)
     # (rtol, fd_rtol, eps): round-off bounds the agreement; central differences err by O(eps^2) + O(u/eps).
     return (1e-8, 1e-5, 1e-6) if wide else (1e-3, 5e-2, 1e-3)
@@ -78,21 +79,21 @@ def _defaults(params, x):
 
 def check_grads(
     model: Layer,
-    params,
-    state,
-    x,
-    y,
-    loss,
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    loss: str | Callable[..., Array],
     *,
-    where=None,
+    where: Array | None = None,
     penalties: Sequence = (),
-    key=None,
+    key: Array | None = None,
     train: bool = True,
     rtol: float | None = None,
     fd_rtol: float | None = None,
     eps: float | None = None,
     fd_entries: int | None = 16,
-    fd_key=None,
+    fd_key: Array | None = None,
     raise_on_error: bool = True,
 ) -> dict[str, GradError]:
     """Compare the handwritten backprop, ``jax.grad`` and central finite differences.
@@ -177,7 +178,7 @@ def check_grads(
     # Each L(w +- eps) is rounded, so a central difference carries about u |L| / eps of noise; not counted.
     fd_noise = 10 * float(jnp.finfo(dtype).eps) * abs(float(value)) / eps
     report = {}
-    for j, (path, leaf, ref, hw) in enumerate(zip(paths, leaves, ref_leaves, hw_leaves)):
+    for j, (path, ref, hw) in enumerate(zip(paths, ref_leaves, hw_leaves, strict=True)):
         hw_err = float("nan") if hw is None else relative_error(hw, ref, floor)
         fd_err = float("nan")
         if chosen[j] is not None:
@@ -219,6 +220,6 @@ def _central_differences(objective, leaves, treedef, j, idx, eps):
         new[j] = v
         return objective(jax.tree_util.tree_unflatten(treedef, new))
 
-    basis = jax.nn.one_hot(jnp.asarray(idx), leaf.size, dtype=leaf.dtype).reshape((len(idx),) + leaf.shape)
+    basis = jax.nn.one_hot(jnp.asarray(idx), leaf.size, dtype=leaf.dtype).reshape((len(idx), *leaf.shape))
     plus, minus = jax.vmap(at)(leaf + eps * basis), jax.vmap(at)(leaf - eps * basis)
     return (plus - minus) / (2 * eps)

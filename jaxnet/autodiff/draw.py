@@ -16,10 +16,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from jaxnet.autodiff.graph import Node, topological_order
+from jaxnet.types import Array, Layer, Params, State
 
 
 def _quote(s: str) -> str:
@@ -154,7 +156,7 @@ def _inner_jaxpr(eqn):
 
 
 def jaxpr_to_dot(
-    fn: Callable, *args, expand_calls: bool = True, title: str | None = None, rankdir: str = "TB", **kwargs
+    fn: Callable, *args: Any, expand_calls: bool = True, title: str | None = None, rankdir: str = "TB", **kwargs: Any
 ) -> str:
     """DOT text for the graph JAX traces for ``fn(*args, **kwargs)`` (its jaxpr).
 
@@ -211,7 +213,7 @@ def jaxpr_to_dot(
                 lines.append(f"{indent}subgraph {cluster} {{")
                 lines.append(f"{indent}  label={_quote(f'{eqn.primitive.name}: {name}')}; style=dashed;")
                 inner_env = {}
-                for iv, src in zip(inner.invars, ins):
+                for iv, src in zip(inner.invars, ins, strict=True):
                     inner_env[iv] = src
                 for cv in inner.constvars:
                     cid = new_id("k")
@@ -219,7 +221,7 @@ def jaxpr_to_dot(
                     inner_env[cv] = cid
                 emit(inner, inner_env, indent + "  ")
                 lines.append(f"{indent}}}")
-                for ov, iv in zip(eqn.outvars, inner.outvars):
+                for ov, iv in zip(eqn.outvars, inner.outvars, strict=True):
                     env[ov] = source(iv, inner_env, indent)
                 continue
             nid = new_id("e")
@@ -250,7 +252,17 @@ def jaxpr_to_dot(
 
 
 def loss_graph_dot(
-    model, params, state, x, y, loss, *, where=None, train: bool = False, key=None, expand_calls: bool = True
+    model: Layer,
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    loss: str | Callable[..., Array],
+    *,
+    where: Array | None = None,
+    train: bool = False,
+    key: Array | None = None,
+    expand_calls: bool = True,
 ) -> str:
     """DOT text of the jaxpr of ``params -> loss(model.apply(params, state, x), y)``.
 

@@ -92,8 +92,11 @@ def worked_example_table(x1: float = 2.0, x2: float = 5.0, *, markdown: bool = F
         lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
-    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(4)]
+
+    def fmt(r):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
     return "\n".join([fmt(header), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
 
 

@@ -31,6 +31,7 @@ import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 _ids = itertools.count()
 
@@ -79,7 +80,7 @@ class Node:
         vjp: Callable | None = None,
     ):
         self.value = _as_array(value)
-        self.grad = None
+        self.grad: np.ndarray | None = None
         self.op = op
         self.parents = tuple(parents)
         self.name = name
@@ -99,7 +100,7 @@ class Node:
         label = f"{self.name}=" if self.name else ""
         return f"Node({label}{self.op}, value={self.value!r}, grad={self.grad!r})"
 
-    def backward(self, seed=None) -> None:
+    def backward(self, seed: ArrayLike | None = None) -> None:
         """Fill in ``grad`` on every node this one depends on: ``grad = d self / d node``.
 
         Args:
@@ -125,7 +126,7 @@ class Node:
         for node in reversed(order):
             if node._vjp is None:
                 continue
-            for parent, g in zip(node.parents, node._vjp(node.grad)):
+            for parent, g in zip(node.parents, node._vjp(node.grad), strict=True):
                 parent.grad = parent.grad + unbroadcast(g, parent.shape)
 
     # Python operators build graph nodes.
@@ -169,7 +170,7 @@ class Node:
         return matmul(other, self)
 
 
-def as_node(x) -> Node:
+def as_node(x: Node | ArrayLike) -> Node:
     """``x`` itself if it is a :class:`Node`, else a constant node holding ``x``."""
     return x if isinstance(x, Node) else Node(x, op="const")
 
@@ -213,27 +214,27 @@ def _binary(op: str, fn, a, b, vjp_fn) -> Node:
     return _make(op, value, (a, b), lambda g: vjp_fn(g, a.value, b.value, value))
 
 
-def add(a, b) -> Node:
+def add(a: Node | ArrayLike, b: Node | ArrayLike) -> Node:
     """``a + b``; each input receives the adjoint (summed back over broadcast axes)."""
     return _binary("add", np.add, a, b, lambda g, x, y, out: (g, g))
 
 
-def sub(a, b) -> Node:
+def sub(a: Node | ArrayLike, b: Node | ArrayLike) -> Node:
     """``a - b``: adjoints ``g`` and ``-g``."""
     return _binary("sub", np.subtract, a, b, lambda g, x, y, out: (g, -g))
 
 
-def mul(a, b) -> Node:
+def mul(a: Node | ArrayLike, b: Node | ArrayLike) -> Node:
     """``a * b``: adjoints ``g b`` and ``g a``."""
     return _binary("mul", np.multiply, a, b, lambda g, x, y, out: (g * y, g * x))
 
 
-def div(a, b) -> Node:
+def div(a: Node | ArrayLike, b: Node | ArrayLike) -> Node:
     """``a / b``: adjoints ``g / b`` and ``-g a / b^2``."""
     return _binary("div", np.divide, a, b, lambda g, x, y, out: (g / y, -g * x / (y * y)))
 
 
-def pow(a, b) -> Node:
+def pow(a: Node | ArrayLike, b: Node | ArrayLike) -> Node:
     """``a ** b``: adjoints ``g b a^(b-1)`` and ``g a^b ln a`` (the latter taken as 0 where ``a <= 0``)."""
 
     def vjp(g, x, y, out):
@@ -249,32 +250,32 @@ def _unary(op: str, fn, a, vjp_fn) -> Node:
     return _make(op, value, (a,), lambda g: (vjp_fn(g, a.value, value),))
 
 
-def neg(a) -> Node:
+def neg(a: Node | ArrayLike) -> Node:
     """``-a``."""
     return _unary("neg", np.negative, a, lambda g, x, out: -g)
 
 
-def exp(a) -> Node:
+def exp(a: Node | ArrayLike) -> Node:
     """``e^a``: adjoint ``g e^a``."""
     return _unary("exp", np.exp, a, lambda g, x, out: g * out)
 
 
-def log(a) -> Node:
+def log(a: Node | ArrayLike) -> Node:
     """Natural logarithm: adjoint ``g / a`` (the chapter's worked example writes ``1/ln a``; it is ``1/a``)."""
     return _unary("log", np.log, a, lambda g, x, out: g / x)
 
 
-def sin(a) -> Node:
+def sin(a: Node | ArrayLike) -> Node:
     """``sin a``: adjoint ``g cos a``."""
     return _unary("sin", np.sin, a, lambda g, x, out: g * np.cos(x))
 
 
-def cos(a) -> Node:
+def cos(a: Node | ArrayLike) -> Node:
     """``cos a``: adjoint ``-g sin a``."""
     return _unary("cos", np.cos, a, lambda g, x, out: -g * np.sin(x))
 
 
-def tanh(a) -> Node:
+def tanh(a: Node | ArrayLike) -> Node:
     """``tanh a``: adjoint ``g (1 - tanh^2 a)``."""
     return _unary("tanh", np.tanh, a, lambda g, x, out: g * (1 - out * out))
 
@@ -285,17 +286,17 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def sigmoid(a) -> Node:
+def sigmoid(a: Node | ArrayLike) -> Node:
     """``1 / (1 + e^-a)``: adjoint ``g s (1 - s)``."""
     return _unary("sigmoid", _sigmoid, a, lambda g, x, out: g * out * (1 - out))
 
 
-def relu(a) -> Node:
+def relu(a: Node | ArrayLike) -> Node:
     """``max(0, a)``: adjoint ``g 1{a > 0}`` (0 at the kink)."""
     return _unary("relu", lambda x: np.where(x > 0, x, 0.0).astype(x.dtype), a, lambda g, x, out: g * (x > 0))
 
 
-def matmul(a, b) -> Node:
+def matmul(a: Node | ArrayLike, b: Node | ArrayLike) -> Node:
     """``a @ b`` with NumPy's rules (1-D operands, batched stacks): adjoints ``g b^T`` and ``a^T g``."""
     a, b = as_node(a), as_node(b)
     if a.value.ndim == 0 or b.value.ndim == 0:
@@ -343,12 +344,12 @@ def _reduce(op: str, a, axis, keepdims: bool, scale_by_count: bool) -> Node:
     return _make(op, value, (a,), vjp)
 
 
-def sum(a, axis=None, keepdims: bool = False) -> Node:
+def sum(a: Node | ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Node:
     """Sum over ``axis`` (all axes by default): the adjoint is copied back to every summed entry."""
     return _reduce("sum", a, axis, keepdims, scale_by_count=False)
 
 
-def mean(a, axis=None, keepdims: bool = False) -> Node:
+def mean(a: Node | ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Node:
     """Mean over ``axis`` (all axes by default): the adjoint divided by the count is copied back."""
     return _reduce("mean", a, axis, keepdims, scale_by_count=True)
 
@@ -374,7 +375,7 @@ OPS = {
 """The engine's operations by name."""
 
 
-def grad(fn: Callable, argnums=0) -> Callable:
+def grad(fn: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
     """``grad(fn)(*args)``: the gradient of a scalar ``fn`` written with this module's ops.
 
     Positional arguments become input nodes; returns the adjoint of argument ``argnums``

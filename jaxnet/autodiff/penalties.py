@@ -15,13 +15,14 @@ or a function ``params -> mask`` (e.g. :func:`jaxnet.optim.weights_only`): the m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.masks import resolve_mask
 from jaxnet.optim.regularizers import l1_penalty, l2_penalty
+from jaxnet.types import Array, Params
 
 KINDS = ("l1", "l2")
 
@@ -46,7 +47,7 @@ def parse_penalties(penalties: Sequence, *, where: str = "penalties") -> tuple[P
     for i, p in enumerate(penalties):
         if not isinstance(p, (tuple, list)) or len(p) not in (2, 3):
             raise TypeError(f"{where}: penalty {i} must be (kind, lam) or (kind, lam, mask), got {p!r}")
-        kind, lam, mask = (tuple(p) + (None,))[:3]
+        kind, lam, mask = (*p, None)[:3]
         if kind not in KINDS:
             raise ValueError(f"{where}: penalty {i} kind must be one of {KINDS}, got {kind!r}")
         if not isinstance(lam, jax.Array):
@@ -63,7 +64,7 @@ def _full_mask(params, mask):
     return resolve_mask(params, mask, owner="penalty")
 
 
-def penalty_value(params, kind: str, lam, mask=None):
+def penalty_value(params: Params, kind: str, lam: float | Array, mask: Any = None) -> Array:
     """``(lam/2) sum w^2`` (``"l2"``) or ``lam sum |w|`` (``"l1"``) over the masked parameters.
 
     The optimizers' own :func:`jaxnet.optim.l2_penalty` / :func:`jaxnet.optim.l1_penalty`, so that
@@ -72,19 +73,19 @@ def penalty_value(params, kind: str, lam, mask=None):
     return (l2_penalty if kind == "l2" else l1_penalty)(params, lam, mask)
 
 
-def penalty_gradient(params, kind: str, lam, mask=None):
+def penalty_gradient(params: Params, kind: str, lam: float | Array, mask: Any = None) -> Params:
     """``lam w`` (``"l2"``) or ``lam sign(w)`` (``"l1"``, ``sign(0) = 0``) on masked leaves, 0 elsewhere."""
     full = _full_mask(params, mask)
     rule = (lambda p: lam * p) if kind == "l2" else (lambda p: lam * jnp.sign(p))
     return jax.tree_util.tree_map(lambda p, m: rule(p).astype(p.dtype) if m else jnp.zeros_like(p), params, full)
 
 
-def penalties_value(params, specs: Sequence[Penalty]):
+def penalties_value(params: Params, specs: Sequence[Penalty]) -> Array:
     """The sum of :func:`penalty_value` over parsed penalties."""
-    return sum(penalty_value(params, s.kind, s.lam, s.mask) for s in specs)
+    return jnp.asarray(sum(penalty_value(params, s.kind, s.lam, s.mask) for s in specs))
 
 
-def penalties_gradient(params, specs: Sequence[Penalty]):
+def penalties_gradient(params: Params, specs: Sequence[Penalty]) -> Params:
     """The sum of :func:`penalty_gradient` over parsed penalties."""
     total = jax.tree_util.tree_map(jnp.zeros_like, params)
     for s in specs:

@@ -33,12 +33,14 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
-from jaxnet.types import check_key
+from jaxnet.types import Array, check_key
 
 _MODES = ("constant", "nearest", "reflect", "mirror", "wrap")
 
@@ -97,20 +99,20 @@ def _sample_keys(key, n: int):
 
 
 # ---------------------------------------------------------------- matrices (output -> input, centred (row, col))
-def rotation_matrix(angle):
+def rotation_matrix(angle: float | Array) -> Array:
     """The input-from-output matrix of a counter-clockwise rotation by ``angle`` (radians)."""
     c, s = jnp.cos(angle), jnp.sin(angle)
     return jnp.stack([jnp.stack([c, s], -1), jnp.stack([-s, c], -1)], -2)
 
 
-def stretch_matrix(row_factor, col_factor):
+def stretch_matrix(row_factor: float | Array, col_factor: float | Array) -> Array:
     """The input-from-output matrix of a scaling by ``row_factor`` vertically and ``col_factor`` horizontally."""
     row_factor, col_factor = jnp.broadcast_arrays(jnp.asarray(row_factor), jnp.asarray(col_factor))
     zero = jnp.zeros_like(row_factor)
     return jnp.stack([jnp.stack([1 / row_factor, zero], -1), jnp.stack([zero, 1 / col_factor], -1)], -2)
 
 
-def shear_matrix(k):
+def shear_matrix(k: float | Array) -> Array:
     """The input-from-output matrix of the shear ``col_out = col_in + k * row_in``."""
     k = jnp.asarray(k)
     one, zero = jnp.ones_like(k), jnp.zeros_like(k)
@@ -131,7 +133,7 @@ def _warp_one(image, a, order, mode, cval):
     return jax.vmap(lambda ch: sample(ch), in_axes=-1, out_axes=-1)(image)
 
 
-def affine(images, matrices, *, order: int = 1, mode: str = "constant", cval: float = 0.0):
+def affine(images: Array, matrices: Array, *, order: int = 1, mode: str = "constant", cval: float = 0.0) -> Array:
     """Resample every image at ``A p`` for each output pixel ``p`` (centred (row, col) coordinates).
 
     Args:
@@ -158,26 +160,26 @@ def _per_image(images, v):
     return jnp.broadcast_to(jnp.asarray(v, dtype=images.dtype), (images.shape[0],))
 
 
-def rotate_by(images, angle, **kw):
+def rotate_by(images: Array, angle: float | Array, **kw: Any) -> Array:
     """Rotate counter-clockwise by ``angle`` radians (a scalar or one per image); see :func:`affine`."""
     images = _check_images("rotate_by", images)
     return affine(images, rotation_matrix(_per_image(images, angle)), **kw)
 
 
-def zoom_by(images, factor, **kw):
+def zoom_by(images: Array, factor: float | Array, **kw: Any) -> Array:
     """Zoom about the centre by ``factor`` (> 1 enlarges), keeping the image size; see :func:`affine`."""
     images = _check_images("zoom_by", images)
     f = _per_image(images, factor)
     return affine(images, stretch_matrix(f, f), **kw)
 
 
-def stretch_by(images, row_factor, col_factor, **kw):
+def stretch_by(images: Array, row_factor: float | Array, col_factor: float | Array, **kw: Any) -> Array:
     """Scale rows by ``row_factor`` and columns by ``col_factor`` about the centre; see :func:`affine`."""
     images = _check_images("stretch_by", images)
     return affine(images, stretch_matrix(_per_image(images, row_factor), _per_image(images, col_factor)), **kw)
 
 
-def shear_by(images, k, **kw):
+def shear_by(images: Array, k: float | Array, **kw: Any) -> Array:
     """Shear: the column shifts by ``k * row``; see :func:`affine`."""
     images = _check_images("shear_by", images)
     return affine(images, shear_matrix(_per_image(images, k)), **kw)
@@ -192,14 +194,14 @@ def _log_uniform(keys, lo, hi, dtype, shape=()):
     return jnp.exp(_uniform(keys, math.log(lo), math.log(hi), dtype, shape))
 
 
-def rotate(key, images, angle_range=(0.0, 2 * math.pi), **kw):
+def rotate(key: Array, images: Array, angle_range: tuple[float, float] = (0.0, 2 * math.pi), **kw: Any) -> Array:
     """Rotate each image by an angle drawn from ``U[angle_range]`` (radians; the chapter's ``U[0, 2 pi]``)."""
     images = _check_images("rotate", images)
     lo, hi = _range("rotate", "angle_range", angle_range)
     return rotate_by(images, _uniform(_sample_keys(key, images.shape[0]), lo, hi, images.dtype), **kw)
 
 
-def zoom(key, images, factor_range=(1 / 1.6, 1.6), **kw):
+def zoom(key: Array, images: Array, factor_range: tuple[float, float] = (1 / 1.6, 1.6), **kw: Any) -> Array:
     """Zoom each image by a factor drawn log-uniformly from ``factor_range`` (the chapter's ``[1/1.6, 1.6]``).
 
     Log-uniform, so that enlarging by ``f`` and shrinking by ``1/f`` are equally likely.
@@ -209,7 +211,7 @@ def zoom(key, images, factor_range=(1 / 1.6, 1.6), **kw):
     return zoom_by(images, _log_uniform(_sample_keys(key, images.shape[0]), lo, hi, images.dtype), **kw)
 
 
-def stretch(key, images, factor_range=(1 / 1.3, 1.3), **kw):
+def stretch(key: Array, images: Array, factor_range: tuple[float, float] = (1 / 1.3, 1.3), **kw: Any) -> Array:
     """Scale rows and columns of each image by two independent log-uniform factors from ``factor_range``."""
     images = _check_images("stretch", images)
     lo, hi = _range("stretch", "factor_range", factor_range, positive=True)
@@ -217,7 +219,7 @@ def stretch(key, images, factor_range=(1 / 1.3, 1.3), **kw):
     return stretch_by(images, f[:, 0], f[:, 1], **kw)
 
 
-def shear(key, images, shear_range=(-0.3, 0.3), **kw):
+def shear(key: Array, images: Array, shear_range: tuple[float, float] = (-0.3, 0.3), **kw: Any) -> Array:
     """Shear each image by ``k ~ U[shear_range]`` (column shift ``k * row``)."""
     images = _check_images("shear", images)
     lo, hi = _range("shear", "shear_range", shear_range)
@@ -232,17 +234,17 @@ def _flip(fn, key, images, p, axis):
     return jnp.where(flip, jnp.flip(images, axis=axis), images)
 
 
-def flip_horizontal(key, images, p: float = 0.5):
+def flip_horizontal(key: Array, images: Array, p: float = 0.5) -> Array:
     """Mirror each image left-right with probability ``p`` (exact)."""
     return _flip("flip_horizontal", key, images, p, 2)
 
 
-def flip_vertical(key, images, p: float = 0.5):
+def flip_vertical(key: Array, images: Array, p: float = 0.5) -> Array:
     """Mirror each image top-bottom with probability ``p`` (exact)."""
     return _flip("flip_vertical", key, images, p, 1)
 
 
-def add_noise(key, images, eps: float = 0.1, *, clip=None):
+def add_noise(key: Array, images: Array, eps: float = 0.1, *, clip: tuple[float, float] | None = None) -> Array:
     """Add independent ``U[-eps, eps]`` noise to every pixel, so the change is at most ``|eps|``.
 
     Args:
@@ -266,7 +268,7 @@ def add_noise(key, images, eps: float = 0.1, *, clip=None):
 
 
 # ---------------------------------------------------------------- composition
-def pipeline(*transforms):
+def pipeline(*transforms: Callable[[Array, Array], Array]) -> Callable[[Array, Array], Array]:
     """Chain transforms ``t(key, images) -> images``; each gets its own key from ``split(key, len)``.
 
     Parameters are bound beforehand, e.g.
@@ -287,7 +289,7 @@ def pipeline(*transforms):
     def augment(key, images):
         check_key("pipeline", key)
         keys = jax.random.split(key, len(transforms))
-        for k, t in zip(keys, transforms):
+        for k, t in zip(keys, transforms, strict=True):
             images = t(k, images)
         return images
 
@@ -309,19 +311,19 @@ def _symmetric(fn, name, value, *, multiplicative):
 
 
 def make_augment(
-    rotation=None,
-    zoom=None,
-    shear=None,
-    stretch=None,
-    flip=None,
-    noise=None,
+    rotation: Any = None,
+    zoom: Any = None,
+    shear: Any = None,
+    stretch: Any = None,
+    flip: str | None = None,
+    noise: float | None = None,
     *,
     flip_p: float = 0.5,
-    clip=None,
+    clip: tuple[float, float] | None = None,
     order: int = 1,
     mode: str = "constant",
     cval: float = 0.0,
-):
+) -> Callable[[Array, Array], Array]:
     """Build one random augmentation ``augment(key, images) -> images`` for the compiled train step.
 
     Per sample: one affine map (stretch, then shear, zoom and rotation) sampled once with

@@ -17,18 +17,19 @@ Nothing loops over samples in Python: one :func:`permutation` and one gather per
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnet.types import check_key
+from jaxnet.types import Array, check_key
 
 # Positions take the low bits of a packed 32-bit sort key; at least this many random bits must remain.
 _MIN_RANDOM_BITS = 12
 
 
-def permutation(key, n: int):
+def permutation(key: Array, n: int) -> Array:
     """A uniformly random permutation of ``range(n)`` (int32), by sorting on random keys.
 
     The method of ``jax.random.permutation``: each round sorts the current order by fresh
@@ -85,7 +86,7 @@ def num_steps(n: int, batch_size: int, *, drop_last: bool = True) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
-def shuffle_batches(key, n: int, batch_size: int, *, drop_last: bool = True):
+def shuffle_batches(key: Array, n: int, batch_size: int, *, drop_last: bool = True) -> tuple[Array, Array]:
     """One shuffled epoch as index batches.
 
     Args:
@@ -112,7 +113,7 @@ def shuffle_batches(key, n: int, batch_size: int, *, drop_last: bool = True):
     return idx, mask
 
 
-def epoch_batches(key, arrays, batch_size: int, *, drop_last: bool = True):
+def epoch_batches(key: Array, arrays: Any, batch_size: int, *, drop_last: bool = True) -> tuple[Any, Array]:
     """Gather a pytree of arrays (e.g. ``(x, y)``) into shuffled batches ``[steps, batch_size, ...]``.
 
     All arrays share the leading sample axis and the same shuffle, so pairs stay aligned.
@@ -141,8 +142,8 @@ def epoch_batches(key, arrays, batch_size: int, *, drop_last: bool = True):
     leaves = jax.tree_util.tree_leaves(arrays)
     if not leaves:
         raise ValueError("epoch_batches: arrays holds no array")
-    sizes = {int(jnp.shape(a)[0]) if jnp.ndim(a) else None for a in leaves}
-    if None in sizes or len(sizes) != 1:
+    sizes = {int(jnp.shape(a)[0]) if jnp.ndim(a) else -1 for a in leaves}  # -1: a scalar, no sample axis
+    if -1 in sizes or len(sizes) != 1:
         shapes = [jnp.shape(a) for a in leaves]
         raise ValueError(f"epoch_batches: all arrays need the same leading (sample) size, got shapes {shapes}")
     (n,) = sizes

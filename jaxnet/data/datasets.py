@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
-from jaxnet.types import check_key
+from jaxnet.types import Array, check_key
 
 
-def xor(dtype=jnp.float32):
+def xor(dtype: DTypeLike = jnp.float32) -> tuple[Array, Array]:
     """The four XOR points and their labels: ``x`` of shape [4, 2], ``y`` of shape [4] (int32).
 
     ``y = 1`` exactly when the two inputs differ.
@@ -18,7 +19,14 @@ def xor(dtype=jnp.float32):
     return x, y
 
 
-def circle(key, n: int, *, radius_range=(3.0, 8.0), extent: float = 3.5, dtype=jnp.float32):
+def circle(
+    key: Array,
+    n: int,
+    *,
+    radius_range: tuple[float, float] = (3.0, 8.0),
+    extent: float = 3.5,
+    dtype: DTypeLike = jnp.float32,
+) -> tuple[Array, Array]:
     """The ring data of figure 4.3: points uniform on a square, label 1 iff ``3 <= x^2 + y^2 <= 8``.
 
     Args:
@@ -55,7 +63,9 @@ def _check_n(fn: str, n, minimum: int = 1) -> int:
     return n
 
 
-def spirals(key, n: int, *, n_classes: int = 2, turns: float = 1.5, noise: float = 0.05, dtype=jnp.float32):
+def spirals(
+    key: Array, n: int, *, n_classes: int = 2, turns: float = 1.5, noise: float = 0.05, dtype: DTypeLike = jnp.float32
+) -> tuple[Array, Array]:
     """Interleaved spiral arms, one per class, in the plane.
 
     Arm ``c`` is ``r (cos(a), sin(a))`` with ``r = t``, ``a = 2 pi (turns * t + c / n_classes)``
@@ -92,7 +102,16 @@ def spirals(key, n: int, *, n_classes: int = 2, turns: float = 1.5, noise: float
     return x.astype(dtype), y
 
 
-def blobs(key, n: int, centers=3, *, std=1.0, n_features: int = 2, box=(-10.0, 10.0), dtype=jnp.float32):
+def blobs(
+    key: Array,
+    n: int,
+    centers: int | ArrayLike = 3,
+    *,
+    std: float | ArrayLike = 1.0,
+    n_features: int = 2,
+    box: tuple[float, float] = (-10.0, 10.0),
+    dtype: DTypeLike = jnp.float32,
+) -> tuple[Array, Array]:
     """Isotropic Gaussian clusters: sample ``i`` has label ``i % k`` and is ``N(centers[label], std^2 I)``.
 
     Args:
@@ -139,7 +158,7 @@ def blobs(key, n: int, centers=3, *, std=1.0, n_features: int = 2, box=(-10.0, 1
     return x, y
 
 
-def load_digits(*, dtype=jnp.float32, return_images: bool = False):
+def load_digits(*, dtype: DTypeLike = jnp.float32, return_images: bool = False) -> tuple[Array, Array]:
     """The 8x8 handwritten digits that scikit-learn ships inside its package (1797 images, no download).
 
     Pixel values (0..16 in the source) are divided by 16, so they lie in ``[0, 1]``.

@@ -14,8 +14,11 @@ import os
 import struct
 
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
-_CODES = {
+from jaxnet.types import Array
+
+_CODES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -70,7 +73,7 @@ def parse_idx(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
     return array.reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (gzipped when the name ends in ``.gz``) into a NumPy array.
 
     Raises:
@@ -85,7 +88,7 @@ def read_idx(path) -> np.ndarray:
     return parse_idx(data, name=os.fspath(path))
 
 
-def write_idx(path, array) -> None:
+def write_idx(path: str | os.PathLike[str], array: ArrayLike) -> None:
     """Write ``array`` as an IDX file (gzipped when the name ends in ``.gz``); read_idx gives it back exactly.
 
     Raises:
@@ -123,7 +126,9 @@ def _find(directory: str, stem: str) -> str:
     )
 
 
-def load_mnist(directory, *, flatten: bool = False, dtype=np.float32):
+def load_mnist(
+    directory: str | os.PathLike[str], *, flatten: bool = False, dtype: DTypeLike = np.float32
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """Load MNIST from the four standard IDX files in ``directory`` (plain or ``.gz``).
 
     Integer pixels (uint8 0..255) are scaled to ``[0, 1]``; images stored as floats are
@@ -166,4 +171,4 @@ def load_mnist(directory, *, flatten: bool = False, dtype=np.float32):
         if flatten:
             x = x.reshape(x.shape[0], -1)
         out.append((jnp.asarray(x, dtype=dtype), jnp.asarray(labels, dtype=jnp.int32)))
-    return tuple(out)
+    return out[0], out[1]

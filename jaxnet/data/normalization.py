@@ -34,6 +34,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnet.types import Array
+
 
 class StandardizeStats(NamedTuple):
     """Per-feature mean and scale. ``scale`` is the standard deviation, or 1 for a constant feature."""
@@ -56,7 +58,7 @@ class PCAStats(NamedTuple):
     unwhiten_scale: jax.Array
 
 
-def _check_fit(fn: str, x, *, matrix: bool):
+def _check_fit(fn: str, x: Array, *, matrix: bool) -> Array:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
@@ -71,7 +73,7 @@ def _check_fit(fn: str, x, *, matrix: bool):
     return x
 
 
-def _check_transform(fn: str, stats_mean, x):
+def _check_transform(fn: str, stats_mean: Array, x: Array) -> Array:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(stats_mean.dtype)
@@ -84,7 +86,7 @@ def _check_transform(fn: str, stats_mean, x):
     return x
 
 
-def standardize_fit(x) -> StandardizeStats:
+def standardize_fit(x: Array) -> StandardizeStats:
     """Fit per-feature ``mu = mean(x, 0)`` and ``sigma = std(x, 0)`` (population std).
 
     A feature that is constant over the samples gets ``sigma = 1``, so it maps to 0, not NaN.
@@ -106,13 +108,13 @@ def standardize_fit(x) -> StandardizeStats:
     return StandardizeStats(mean=mean, scale=jnp.where(constant | (std == 0), 1.0, std).astype(x.dtype))
 
 
-def center(stats: StandardizeStats, x):
+def center(stats: StandardizeStats, x: Array) -> Array:
     """``x - mu``: zero mean, spread unchanged (the first step of figure 4.11)."""
     x = _check_transform("center", stats.mean, x)
     return x - stats.mean
 
 
-def standardize(stats: StandardizeStats, x):
+def standardize(stats: StandardizeStats, x: Array) -> Array:
     """``(x - mu) / sigma`` with training statistics ``stats``.
 
     Raises:
@@ -122,13 +124,13 @@ def standardize(stats: StandardizeStats, x):
     return (x - stats.mean) / stats.scale
 
 
-def standardize_inverse(stats: StandardizeStats, z):
+def standardize_inverse(stats: StandardizeStats, z: Array) -> Array:
     """``z * sigma + mu``, the inverse of :func:`standardize`."""
     z = _check_transform("standardize_inverse", stats.mean, z)
     return z * stats.scale + stats.mean
 
 
-def pca_fit(x, *, eps: float = 0.0, rcond: float | None = None) -> PCAStats:
+def pca_fit(x: Array, *, eps: float = 0.0, rcond: float | None = None) -> PCAStats:
     """Fit the mean and the eigendecomposition ``C = U diag(lam) U^T`` of the covariance of ``x``.
 
     Args:
@@ -171,37 +173,37 @@ def pca_fit(x, *, eps: float = 0.0, rcond: float | None = None) -> PCAStats:
     )
 
 
-def pca_decorrelate(stats: PCAStats, x):
+def pca_decorrelate(stats: PCAStats, x: Array) -> Array:
     """``(x - mu) U``: coordinates on the principal axes; the covariance becomes ``diag(lam)``."""
     x = _check_transform("pca_decorrelate", stats.mean, x)
     return (x - stats.mean) @ stats.eigenvectors
 
 
-def pca_decorrelate_inverse(stats: PCAStats, z):
+def pca_decorrelate_inverse(stats: PCAStats, z: Array) -> Array:
     """``z U^T + mu``, the inverse of :func:`pca_decorrelate` (``U`` is orthogonal)."""
     z = _check_transform("pca_decorrelate_inverse", stats.mean, z)
     return z @ stats.eigenvectors.T + stats.mean
 
 
-def pca_whiten(stats: PCAStats, x):
+def pca_whiten(stats: PCAStats, x: Array) -> Array:
     """``(x - mu) U diag(1 / sqrt(lam + eps))``: decorrelated and scaled to unit variance."""
     x = _check_transform("pca_whiten", stats.mean, x)
     return ((x - stats.mean) @ stats.eigenvectors) * stats.whiten_scale
 
 
-def pca_whiten_inverse(stats: PCAStats, z):
+def pca_whiten_inverse(stats: PCAStats, z: Array) -> Array:
     """``z diag(sqrt(lam + eps)) U^T + mu``; exact on directions with variance."""
     z = _check_transform("pca_whiten_inverse", stats.mean, z)
     return (z * stats.unwhiten_scale) @ stats.eigenvectors.T + stats.mean
 
 
-def zca_whiten(stats: PCAStats, x):
+def zca_whiten(stats: PCAStats, x: Array) -> Array:
     """``(x - mu) U diag(1 / sqrt(lam + eps)) U^T``: whitened, then rotated back onto the input axes."""
     x = _check_transform("zca_whiten", stats.mean, x)
     return (((x - stats.mean) @ stats.eigenvectors) * stats.whiten_scale) @ stats.eigenvectors.T
 
 
-def zca_whiten_inverse(stats: PCAStats, z):
+def zca_whiten_inverse(stats: PCAStats, z: Array) -> Array:
     """``z U diag(sqrt(lam + eps)) U^T + mu``; exact on directions with variance."""
     z = _check_transform("zca_whiten_inverse", stats.mean, z)
     return ((z @ stats.eigenvectors) * stats.unwhiten_scale) @ stats.eigenvectors.T + stats.mean

@@ -12,11 +12,14 @@ returned split is random (not grouped by class).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from jaxnet.types import check_key
+from jaxnet.types import Array, check_key
 
 
 def _share(total: int, weights: np.ndarray) -> np.ndarray:
@@ -53,7 +56,9 @@ def _fraction(fn: str, name: str, value) -> float:
     return float(value)
 
 
-def split_indices(key, y, *, sizes, stratify: bool = True, fn: str = "split_indices"):
+def split_indices(
+    key: Array, y: ArrayLike, *, sizes: Sequence[int], stratify: bool = True, fn: str = "split_indices"
+) -> list[np.ndarray]:
     """Index arrays for consecutive parts of sizes ``sizes`` (the rest forms a final part).
 
     Args:
@@ -100,7 +105,7 @@ def split_indices(key, y, *, sizes, stratify: bool = True, fn: str = "split_indi
 
 
 def _sizes(fn: str, n: int, fractions) -> list:
-    sizes = [max(1, int(round(f * n))) if f > 0 else 0 for f in fractions]
+    sizes = [max(1, round(float(f) * n)) if f > 0 else 0 for f in fractions]
     if sum(sizes) >= n:
         raise ValueError(
             f"{fn}: the held-out fractions {tuple(fractions)} of n={n} samples leave no "
@@ -109,7 +114,9 @@ def _sizes(fn: str, n: int, fractions) -> list:
     return sizes
 
 
-def train_val_test_split(key, x, y, *, val: float = 0.1, test: float = 0.2, stratify: bool = True):
+def train_val_test_split(
+    key: Array, x: Array, y: Array, *, val: float = 0.1, test: float = 0.2, stratify: bool = True
+) -> tuple[tuple[Array, Array], tuple[Array, Array], tuple[Array, Array]]:
     """Split ``(x, y)`` into training, validation and test parts at random.
 
     Fit normalization statistics on the training part only, then apply them to the other two.
@@ -138,7 +145,9 @@ def train_val_test_split(key, x, y, *, val: float = 0.1, test: float = 0.2, stra
     return (x[i_train], y[i_train]), (x[i_val], y[i_val]), (x[i_test], y[i_test])
 
 
-def train_test_split(key, x, y, test: float = 0.2, *, stratify: bool = True):
+def train_test_split(
+    key: Array, x: Array, y: Array, test: float = 0.2, *, stratify: bool = True
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """Split ``(x, y)`` into a training and a test (or validation) part at random.
 
     Args:

@@ -158,7 +158,7 @@ _BY_NAME = {
 _WITH_DTYPE = ("prelu",)  # factories whose params take a dtype
 
 
-def activation_layer(spec, *, where: str = "activation", dtype=None) -> Layer:
+def activation_layer(spec: str | Layer, *, where: str = "activation", dtype=None) -> Layer:
     """An activation layer from a name (``"relu"``), a :class:`Layer`, or a zero-argument
     factory returning one (``Relu``); ``dtype``, when given, is the params' dtype of a
     named activation with params (``"prelu"``)."""

@@ -24,50 +24,52 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnet.types import Array
 
-def sigmoid(z):
+
+def sigmoid(z: Array) -> Array:
     """``1 / (1 + exp(-z))``, computed without overflow."""
     return jax.nn.sigmoid(z)
 
 
-def sigmoid_derivative(z):
+def sigmoid_derivative(z: Array) -> Array:
     """``sigmoid(z) * (1 - sigmoid(z))``."""
     s = jax.nn.sigmoid(z)
     return s * (1 - s)
 
 
-def tanh(z):
+def tanh(z: Array) -> Array:
     """``(e^z - e^-z) / (e^z + e^-z)``."""
     return jnp.tanh(z)
 
 
-def tanh_derivative(z):
+def tanh_derivative(z: Array) -> Array:
     """``1 - tanh(z)^2``."""
     t = jnp.tanh(z)
     return 1 - t * t
 
 
-def relu(z):
+def relu(z: Array) -> Array:
     """``max(0, z)``, written so that ``jax.grad`` also gives 0 at ``z = 0``."""
     return jnp.where(z > 0, z, jnp.zeros_like(z))
 
 
-def relu_derivative(z):
+def relu_derivative(z: Array) -> Array:
     """``1{z > 0}``; the value at 0 is 0."""
     return (z > 0).astype(z.dtype)
 
 
-def leaky_relu(z, alpha=0.01):
+def leaky_relu(z: Array, alpha: float | Array = 0.01) -> Array:
     """``z`` for ``z > 0``, ``alpha * z`` otherwise (the chapter's Leaky ReLU with alpha = 0.01)."""
     return jnp.where(z > 0, z, alpha * z)
 
 
-def leaky_relu_derivative(z, alpha=0.01):
+def leaky_relu_derivative(z: Array, alpha: float | Array = 0.01) -> Array:
     """``1`` for ``z > 0``, ``alpha`` otherwise (``alpha`` at 0)."""
     return jnp.where(z > 0, jnp.ones_like(z), alpha * jnp.ones_like(z))
 
 
-def prelu(z, alpha):
+def prelu(z: Array, alpha: float | Array) -> Array:
     """Parametric ReLU: ``z`` for ``z > 0``, ``alpha * z`` otherwise, with ``alpha`` learned.
 
     The chapter writes ``max(alpha z, z)``, which is the same function while ``alpha <= 1``;
@@ -76,49 +78,50 @@ def prelu(z, alpha):
     return jnp.where(z > 0, z, alpha * z)
 
 
-def prelu_derivative(z, alpha):
+def prelu_derivative(z: Array, alpha: float | Array) -> Array:
     """``d prelu / dz``: ``1`` for ``z > 0``, ``alpha`` otherwise."""
     return jnp.where(z > 0, jnp.ones_like(z), alpha * jnp.ones_like(z))
 
 
-def prelu_alpha_derivative(z, alpha):
+def prelu_alpha_derivative(z: Array, alpha: float | Array) -> Array:
     """``d prelu / d alpha`` elementwise: ``0`` for ``z > 0``, ``z`` otherwise."""
     del alpha
     return jnp.where(z > 0, jnp.zeros_like(z), z)
 
 
-def elu(z, alpha=1.0):
+def elu(z: Array, alpha: float | Array = 1.0) -> Array:
     """``z`` for ``z > 0``, ``alpha (e^z - 1)`` otherwise."""
     return jnp.where(z > 0, z, alpha * jnp.expm1(jnp.minimum(z, 0)))
 
 
-def elu_derivative(z, alpha=1.0):
+def elu_derivative(z: Array, alpha: float | Array = 1.0) -> Array:
     """``d elu / dz``: ``1`` for ``z > 0``, ``alpha e^z`` otherwise."""
     return jnp.where(z > 0, jnp.ones_like(z), alpha * jnp.exp(jnp.minimum(z, 0)))
 
 
-def elu_alpha_derivative(z, alpha=1.0):
+def elu_alpha_derivative(z: Array, alpha: float | Array = 1.0) -> Array:
     """``d elu / d alpha`` elementwise: ``0`` for ``z > 0``, ``e^z - 1`` otherwise."""
     del alpha
     return jnp.where(z > 0, jnp.zeros_like(z), jnp.expm1(jnp.minimum(z, 0)))
 
 
-def step(z):
+def step(z: Array) -> Array:
     """The 0/1 threshold ``1{z > 0}`` (the chapter's XOR network calls it "sign")."""
+    z = jnp.asarray(z)
     return (z > 0).astype(z.dtype if jnp.issubdtype(z.dtype, jnp.floating) else jnp.float32)
 
 
-def step_derivative(z):
+def step_derivative(z: Array) -> Array:
     """Zero everywhere: the step is flat almost everywhere, so no gradient flows through it."""
     return jnp.zeros_like(z)
 
 
-def identity(z):
+def identity(z: Array) -> Array:
     """``z``."""
-    return z
+    return jnp.asarray(z)
 
 
-def identity_derivative(z):
+def identity_derivative(z: Array) -> Array:
     """``1``."""
     return jnp.ones_like(z)
 
@@ -175,23 +178,25 @@ def softplus_derivative(z):
     return jax.nn.sigmoid(z)
 
 
-def softmax(z, axis=-1):
+def softmax(z: Array, axis: int = -1) -> Array:
     """``exp(z_i - max z) / sum_j exp(z_j - max z)`` along ``axis``."""
     return jax.nn.softmax(z, axis=axis)
 
 
-def log_softmax(z, axis=-1):
+def log_softmax(z: Array, axis: int = -1) -> Array:
     """``z_i - logsumexp(z)`` along ``axis``, stable for large ``|z|``."""
     return jax.nn.log_softmax(z, axis=axis)
 
 
-def softmax_vjp(y, g, axis=-1):
+def softmax_vjp(y: Array, g: Array, axis: int = -1) -> Array:
     """Backprop through ``y = softmax(z)``: ``dL/dz = y * (g - sum(g * y))`` with ``g = dL/dy``."""
+    y, g = jnp.asarray(y), jnp.asarray(g)
     return y * (g - jnp.sum(g * y, axis=axis, keepdims=True))
 
 
-def log_softmax_vjp(z, g, axis=-1):
+def log_softmax_vjp(z: Array, g: Array, axis: int = -1) -> Array:
     """Backprop through ``log_softmax(z)``: ``dL/dz = g - softmax(z) * sum(g)``."""
+    g = jnp.asarray(g)
     return g - jax.nn.softmax(z, axis=axis) * jnp.sum(g, axis=axis, keepdims=True)
 
 

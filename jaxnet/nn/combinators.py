@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
@@ -11,8 +12,9 @@ from jaxnet.nn.activation_layers import activation_layer
 from jaxnet.nn.core import ParamsMismatchError, check_size, make_layer
 from jaxnet.nn.dense import Dense
 from jaxnet.nn.dropout import Dropout
+from jaxnet.nn.initializers import Initializer
 from jaxnet.nn.normalization import BatchNorm
-from jaxnet.types import Layer
+from jaxnet.types import Array, Layer, Params, State
 
 
 def layer_keys(layers: Sequence[Layer]) -> tuple[str, ...]:
@@ -79,7 +81,7 @@ def _first_mismatch(path: str, expected, got) -> str | None:
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)) or len(got) != len(expected):
             return f"{path}: expected a sequence of {len(expected)} entries, got {got!r:.60}"
-        for i, (e, g) in enumerate(zip(expected, got)):
+        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
             found = _first_mismatch(f"{path}[{i}]", e, g)
             if found:
                 return found
@@ -96,7 +98,7 @@ def _diagnose(layer: Layer, k: str, params, state, x) -> str | None:
 
     Runs only on failure, so models that work pay nothing for it.
     """
-    shape = (-1,) + tuple(x.shape[1:]) if getattr(x, "ndim", 0) >= 1 else None
+    shape = (-1, *x.shape[1:]) if getattr(x, "ndim", 0) >= 1 else None
     if shape is None:
         return None
     try:
@@ -137,7 +139,7 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
     def init(key, input_shape):
         params, state = {}, {}
         shape = input_shape
-        for i, (k, layer) in enumerate(zip(keys, layers)):
+        for i, (k, layer) in enumerate(zip(keys, layers, strict=True)):
             try:
                 shape, params[k], state[k] = layer.init(jax.random.fold_in(key, i), shape)
             except (ValueError, TypeError) as e:
@@ -148,7 +150,7 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
         _check_tree_keys(short, "params", params, keys)
         _check_tree_keys(short, "state", state, keys)
         new_state = {}
-        for i, (k, layer) in enumerate(zip(keys, layers)):
+        for i, (k, layer) in enumerate(zip(keys, layers, strict=True)):
             sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
             try:
                 y, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
@@ -170,7 +172,9 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
     return make_layer(name, init, apply, kind="serial", layers=layers, needs_key=needs_key, uses_mask=True, scope=scope)
 
 
-def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask=None):
+def intermediates(
+    model: Layer, params: Params, state: State, x: Array, *, key: Array | None = None, train: bool, mask: Any = None
+) -> list[Array]:
     """Run a ``serial`` model layer by layer and return every layer's output.
 
     Returns a list ``[x, y_0, y_1, ..., y_last]`` (the input first). Useful for
@@ -180,7 +184,7 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask
         raise ValueError(f"intermediates: expected a serial model, got {model.name}")
     keys = layer_keys(model.layers)
     outs = [x]
-    for i, (k, layer) in enumerate(zip(keys, model.layers)):
+    for i, (k, layer) in enumerate(zip(keys, model.layers, strict=True)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
         x, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
         outs.append(x)
@@ -189,11 +193,11 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool, mask
 
 def MLP(
     sizes: Sequence[int],
-    activation="relu",
-    output_activation=None,
+    activation: str | Layer = "relu",
+    output_activation: str | Layer | None = None,
     *,
-    w_init="lecun_normal",
-    b_init="zeros",
+    w_init: str | Initializer = "lecun_normal",
+    b_init: str | Initializer = "zeros",
     batchnorm: bool = False,
     dropout: float = 0.0,
     dtype=None,
@@ -249,7 +253,9 @@ def MLP(
     return serial(*layers, name=name)
 
 
-def LogisticRegression(n_classes: int = 2, *, probabilities: bool = False, w_init="zeros") -> Layer:
+def LogisticRegression(
+    n_classes: int = 2, *, probabilities: bool = False, w_init: str | Initializer = "zeros"
+) -> Layer:
     """Logistic regression: the one-layer network.
 
     Binary (``n_classes=2``): one ``Dense(1)`` unit giving the logit ``w^T x + b``, to be
@@ -265,4 +271,4 @@ def LogisticRegression(n_classes: int = 2, *, probabilities: bool = False, w_ini
         layers = [Dense(1, w_init)] + (["sigmoid"] if probabilities else [])
     else:
         layers = [Dense(n_classes, w_init)] + (["softmax"] if probabilities else [])
-    return serial(*[activation_layer(l) if isinstance(l, str) else l for l in layers])
+    return serial(*[activation_layer(layer) if isinstance(layer, str) else layer for layer in layers])

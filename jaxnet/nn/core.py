@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextvars
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxnet.types import Layer, check_key
+from jaxnet.types import Array, Layer, check_key
 
 _REQUIRED = object()
 
@@ -201,7 +201,7 @@ def check_input_dtype(layer: str, x) -> None:
         raise TypeError(f"{layer}.apply: the input must be real, got complex dtype {dtype}")
 
 
-def check_scope(layer: str, scope) -> str | None:
+def check_scope(layer: str, scope: str | None) -> str | None:
     """A layer's ``name=``: ``None``, or a non-empty string of letters, digits, ``_``, ``-`` and ``.``."""
     if scope is None:
         return None
@@ -221,7 +221,7 @@ def _leading(x):
     return x
 
 
-def check_mask(layer: str, mask, x):
+def check_mask(layer: str, mask: Any, x: Array) -> Array | None:
     """Check a sample/token mask against ``x`` and return it as an array.
 
     ``mask`` holds weights (bool, or real numbers >= 0) over the leading axes of ``x``:
@@ -251,7 +251,7 @@ def check_mask(layer: str, mask, x):
     return m
 
 
-def check_shape(name: str, shape) -> tuple:
+def check_shape(name: str, shape: Any) -> tuple:
     """Return ``shape`` as a tuple of ints (``-1`` allowed for the batch axis) or raise.
 
     A tuple of shapes (the input of ``parallel`` or ``FanInSum``) is checked entry by entry.
@@ -273,7 +273,7 @@ def check_shape(name: str, shape) -> tuple:
     return shape
 
 
-def check_size(layer: str, arg: str, value) -> int:
+def check_size(layer: str, arg: str, value: Any) -> int:
     """A positive integer size (``Dense(128)``), or ``ValueError``/``TypeError`` naming the layer."""
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
@@ -284,7 +284,9 @@ def check_size(layer: str, arg: str, value) -> int:
     return value
 
 
-def check_real(layer: str, arg: str, value, *, low=None, high=None, low_open=False) -> float:
+def check_real(
+    layer: str, arg: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> float:
     """A finite real number within bounds, or an error naming the layer and argument."""
     try:
         v = float(value)
@@ -299,5 +301,5 @@ def check_real(layer: str, arg: str, value, *, low=None, high=None, low_open=Fal
     return v
 
 
-def fmt_shape(shape) -> str:
+def fmt_shape(shape: Sequence[int]) -> str:
     return "(" + ", ".join("batch" if s == -1 else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")

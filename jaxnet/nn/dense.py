@@ -6,14 +6,22 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxnet.nn import initializers
 from jaxnet.nn.core import check_size, make_layer
+from jaxnet.nn.initializers import Initializer
 from jaxnet.types import Layer
 
 
 def Dense(
-    n: int, w_init="lecun_normal", b_init="zeros", *, use_bias: bool = True, dtype=jnp.float32, name: str | None = None
+    n: int,
+    w_init: str | Initializer = "lecun_normal",
+    b_init: str | Initializer = "zeros",
+    *,
+    use_bias: bool = True,
+    dtype: DTypeLike = jnp.float32,
+    name: str | None = None,
 ) -> Layer:
     """A fully connected layer: ``y = x W + b``.
 
@@ -54,7 +62,7 @@ def Dense(
         params = {"w": w_init(kw, (n_in, n), dtype)}
         if use_bias:
             params["b"] = b_init(kb, (n,), dtype)
-        return input_shape[:-1] + (n,), params, {}
+        return (*input_shape[:-1], n), params, {}
 
     def apply(params, state, x, *, key, train):
         w = params["w"]
@@ -88,6 +96,6 @@ def Flatten(*, name: str | None = None) -> Layer:
     def apply(params, state, x, *, key, train):
         if x.ndim < 1:
             raise ValueError(f"{name} expected an input with a batch axis, got a scalar")
-        return x.reshape(x.shape[:1] + (-1,)), state
+        return x.reshape((*x.shape[:1], -1)), state
 
     return make_layer(name, init, apply, kind="flatten", scope=scope)

@@ -18,16 +18,18 @@ probability at test time (the same as scaling the next layer's weights). In both
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 
 from jaxnet.nn.core import check_real, make_layer
-from jaxnet.types import Layer, check_key
+from jaxnet.types import Array, Layer, check_key
 
 MODES = ("inverted", "chapter")
 
 
-def dropout_mask(key, rate: float, shape) -> jax.Array:
+def dropout_mask(key: Array, rate: float, shape: Sequence[int]) -> jax.Array:
     """The keep-mask: a bool array of ``shape``, each element ``True`` (kept) with probability ``1 - rate``.
 
     ``Dropout.apply`` draws its mask with exactly this call and the key it receives, so

@@ -41,8 +41,9 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
-from jaxnet.types import check_key
+from jaxnet.types import Array, check_key
 
 Initializer = Callable[..., jax.Array]
 
@@ -73,13 +74,13 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
     return receptive * int(shape[-2]), receptive * int(shape[-1])
 
 
-def zeros(key, shape, dtype=jnp.float32):
+def zeros(key: Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> Array:
     """All zeros. Fine for biases; for weights it leaves every unit identical (§4.3.2)."""
     del key
     return jnp.zeros(_check_shape("zeros", shape), dtype)
 
 
-def ones(key, shape, dtype=jnp.float32):
+def ones(key: Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> Array:
     """All ones (e.g. the scale of a normalisation layer)."""
     del key
     return jnp.ones(_check_shape("ones", shape), dtype)
@@ -209,7 +210,7 @@ _NAMED = {
 }
 
 
-def get(init, *, where: str = "initializer") -> Initializer:
+def get(init: str | Initializer, *, where: str = "initializer") -> Initializer:
     """Resolve an initializer given as a callable or by name (``"he_normal"``)."""
     if callable(init):
         return init

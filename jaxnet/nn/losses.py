@@ -17,9 +17,13 @@ last class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxnet.types import Array
 
 
 def _concrete(a) -> bool:
@@ -92,7 +96,7 @@ def _drop_masked(where, *arrays):
 
 
 def _sum_features(v):
-    return jnp.sum(v.reshape(v.shape[:1] + (-1,)), axis=-1) if v.ndim > 1 else v
+    return jnp.sum(v.reshape((*v.shape[:1], -1)), axis=-1) if v.ndim > 1 else v
 
 
 def _check_same_shape(name: str, outputs, targets):
@@ -102,7 +106,7 @@ def _check_same_shape(name: str, outputs, targets):
         )
 
 
-def squared_error(outputs, targets, where=None):
+def squared_error(outputs: Array, targets: Array, where: Array | None = None) -> Array:
     """The chapter's l2 loss: ``L = mean_i sum_j (a_ij - y_ij)^2``.
 
     Summed over the output features of each sample, averaged over the batch; its
@@ -115,14 +119,14 @@ def squared_error(outputs, targets, where=None):
     return _reduce("squared_error", _sum_features((outputs - targets) ** 2), where)
 
 
-def mean_squared_error(outputs, targets, where=None):
+def mean_squared_error(outputs: Array, targets: Array, where: Array | None = None) -> Array:
     """``mean over every element of (a - y)^2`` (``squared_error`` divided by the feature count)."""
     outputs = _outputs("mean_squared_error", outputs)
     targets = _check_real_array("mean_squared_error", "targets", targets).astype(outputs.dtype)
     _check_same_shape("mean_squared_error", outputs, targets)
     outputs, targets = _drop_masked(where, outputs, targets)
     d = (outputs - targets) ** 2
-    per_sample = jnp.mean(d.reshape(d.shape[:1] + (-1,)), axis=-1) if d.ndim > 1 else d
+    per_sample = jnp.mean(d.reshape((*d.shape[:1], -1)), axis=-1) if d.ndim > 1 else d
     return _reduce("mean_squared_error", per_sample, where)
 
 
@@ -134,7 +138,7 @@ def _binary_targets(name: str, outputs, targets):
     return targets.astype(outputs.dtype)
 
 
-def binary_cross_entropy(probs, targets, where=None):
+def binary_cross_entropy(probs: Array, targets: Array, where: Array | None = None) -> Array:
     """``-[y log p + (1 - y) log(1 - p)]`` from probabilities ``p`` (e.g. after ``Sigmoid``).
 
     ``p`` is clipped to ``[tiny, 1 - tiny]`` inside the logarithms so that a saturated
@@ -151,7 +155,7 @@ def binary_cross_entropy(probs, targets, where=None):
     return _reduce("binary_cross_entropy", _sum_features(-(y * log_p + (1 - y) * log_1mp)), where)
 
 
-def binary_cross_entropy_with_logits(logits, targets, where=None):
+def binary_cross_entropy_with_logits(logits: Array, targets: Array, where: Array | None = None) -> Array:
     """Binary cross-entropy of ``sigmoid(z)``, computed from the logit ``z``:
 
     ``l = softplus(z) - z y = max(z, 0) - z y + log(1 + e^{-|z|})``, finite for any
@@ -166,7 +170,7 @@ def binary_cross_entropy_with_logits(logits, targets, where=None):
     return _reduce("binary_cross_entropy_with_logits", _sum_features(per), where)
 
 
-def softmax_cross_entropy(logits, targets, where=None):
+def softmax_cross_entropy(logits: Array, targets: Array, where: Array | None = None) -> Array:
     """``-sum_k y_k log softmax(z)_k`` with one-hot (or soft) targets ``y`` of the logits' shape.
 
     A class with target 0 contributes nothing, even at logit ``-inf`` (a masked class):
@@ -212,7 +216,7 @@ def _check_labels(name: str, logits, labels, where=None):
     return labels, valid
 
 
-def softmax_cross_entropy_with_integer_labels(logits, labels, where=None):
+def softmax_cross_entropy_with_integer_labels(logits: Array, labels: Array, where: Array | None = None) -> Array:
     """``-log softmax(z)_{label}`` with integer class labels of shape ``logits.shape[:-1]``.
 
     Raises:
@@ -228,7 +232,7 @@ def softmax_cross_entropy_with_integer_labels(logits, labels, where=None):
     return _reduce("softmax_cross_entropy_with_integer_labels", per, where)
 
 
-def accuracy(logits, labels, where=None):
+def accuracy(logits: Array, labels: Array, where: Array | None = None) -> Array:
     """Fraction of samples whose arg-max class equals the label (integer or one-hot labels).
 
     Raises:
@@ -250,7 +254,7 @@ def accuracy(logits, labels, where=None):
     return _reduce("accuracy", hit, where)
 
 
-def binary_accuracy(outputs, labels, where=None, *, threshold: float = 0.0):
+def binary_accuracy(outputs: Array, labels: Array, where: Array | None = None, *, threshold: float = 0.0) -> Array:
     """Fraction of samples with ``(output > threshold) == label``.
 
     The default threshold 0 suits logits; use ``threshold=0.5`` for probabilities.
@@ -258,7 +262,7 @@ def binary_accuracy(outputs, labels, where=None, *, threshold: float = 0.0):
     outputs = _outputs("binary_accuracy", outputs)
     y = _binary_targets("binary_accuracy", outputs, labels)
     hit = ((outputs > threshold).astype(outputs.dtype) == y).astype(jnp.float32)
-    per = jnp.mean(hit.reshape(hit.shape[:1] + (-1,)), axis=-1) if hit.ndim > 1 else hit
+    per = jnp.mean(hit.reshape((*hit.shape[:1], -1)), axis=-1) if hit.ndim > 1 else hit
     return _reduce("binary_accuracy", per, where)
 
 
@@ -273,7 +277,7 @@ LOSSES = {
 }
 
 
-def get_loss(loss):
+def get_loss(loss: str | Callable[..., Array]) -> Callable[..., Array]:
     """A loss given by name (see :data:`LOSSES`) or as a callable."""
     if callable(loss):
         return loss

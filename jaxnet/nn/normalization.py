@@ -44,6 +44,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxnet.nn.core import ParamsMismatchError, check_real, fmt_shape, make_layer
 from jaxnet.types import Layer
@@ -81,7 +82,7 @@ def BatchNorm(
     affine: bool = True,
     axis: int = -1,
     *,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
     name: str | None = None,
 ) -> Layer:
     """Batch normalization: ``y = gamma (x - mu) / sqrt(s2 + eps) + beta`` per channel.

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxnet.nn.activation_layers import Step
 from jaxnet.nn.combinators import intermediates, serial
 from jaxnet.nn.dense import Dense
+from jaxnet.types import Array, Layer, Params, State
 
 
-def xor_network(dtype=jnp.float32):
+def xor_network(dtype: DTypeLike = jnp.float32) -> tuple[Layer, Params, State]:
     """The XOR network with the chapter's fixed weights.
 
     Returns:
@@ -33,7 +35,7 @@ def xor_network(dtype=jnp.float32):
     return model, params, state
 
 
-def xor_table(x=None):
+def xor_table(x: Array | None = None) -> dict[str, Array]:
     """Every column of the chapter's XOR table, computed by the network.
 
     Returns a dict of arrays ``x1, x2, h1, h2, z, y`` (``z = h1 - h2 - 0.5`` is the
@@ -43,5 +45,5 @@ def xor_table(x=None):
     model, params, state = xor_network()
     if x is None:
         x = jnp.array([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32)
-    _, z1, h, z2, y = intermediates(model, params, state, x, train=False)
+    _, _z1, h, z2, y = intermediates(model, params, state, x, train=False)
     return {"x1": x[:, 0], "x2": x[:, 1], "h1": h[:, 0], "h2": h[:, 1], "z": z2[:, 0], "y": y[:, 0]}

@@ -15,9 +15,9 @@ import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
 from jaxnet.optim.checks import check_float_params, check_state, stored_names
-from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
+from jaxnet.optim.hyperparams import Hyperparameters, Schedule, cast, check_hyperparameter, current
 from jaxnet.optim.program import schedule_key, with_program_key
-from jaxnet.types import Optimizer
+from jaxnet.types import Array, Optimizer
 
 
 def _zeros(params, dtype=None):
@@ -43,17 +43,32 @@ class AdagradState(NamedTuple):
     """State of :func:`adagrad`: ``sum`` is the running sum of squared gradients; ``hyper`` holds
     ``learning_rate`` (unless scheduled), ``lr_decay`` and ``eps``, also readable as properties."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count (as in optax): the field wins
     sum: Any
     hyper: Hyperparameters
 
-    learning_rate = hyper_property("learning_rate")
-    lr_decay = hyper_property("lr_decay")
-    eps = hyper_property("eps")
+    @property
+    def learning_rate(self) -> jax.Array | None:
+        """``learning_rate`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("learning_rate")
+
+    @property
+    def lr_decay(self) -> jax.Array | None:
+        """``lr_decay`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("lr_decay")
+
+    @property
+    def eps(self) -> jax.Array | None:
+        """``eps`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("eps")
 
 
 def adagrad(
-    learning_rate=0.01, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, accumulator_dtype=None
+    learning_rate: float | Array | Schedule = 0.01,
+    lr_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    accumulator_dtype=None,
 ) -> Optimizer:
     """Adagrad as ``torch.optim.Adagrad``: ``s <- s + g^2``, ``w <- w - lr/(1 + (t-1) lr_decay) g/(sqrt(s) + eps)``.
 
@@ -105,20 +120,41 @@ class RmspropState(NamedTuple):
     (unless scheduled), ``alpha``, ``eps`` and ``momentum`` (only with momentum), also readable
     as properties."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count (as in optax): the field wins
     nu: Any
     mu: Any
     trace: Any
     hyper: Hyperparameters
 
-    learning_rate = hyper_property("learning_rate")
-    alpha = hyper_property("alpha")
-    eps = hyper_property("eps")
-    momentum = hyper_property("momentum")
+    @property
+    def learning_rate(self) -> jax.Array | None:
+        """``learning_rate`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("learning_rate")
+
+    @property
+    def alpha(self) -> jax.Array | None:
+        """``alpha`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("alpha")
+
+    @property
+    def eps(self) -> jax.Array | None:
+        """``eps`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("eps")
+
+    @property
+    def momentum(self) -> jax.Array | None:
+        """``momentum`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("momentum")
 
 
 def rmsprop(
-    learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, eps_in_sqrt=False, accumulator_dtype=None
+    learning_rate: float | Array | Schedule = 0.01,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    centered: bool = False,
+    eps_in_sqrt: bool = False,
+    accumulator_dtype=None,
 ) -> Optimizer:
     """RMSprop as ``torch.optim.RMSprop``.
 
@@ -211,18 +247,41 @@ class AdamState(NamedTuple):
     scheduled), ``b1``, ``b2``, ``eps``, ``eps_root`` and ``weight_decay`` (AdamW only), also
     readable as properties."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count (as in optax): the field wins
     mu: Any
     nu: Any
     nu_max: Any
     hyper: Hyperparameters
 
-    learning_rate = hyper_property("learning_rate")
-    b1 = hyper_property("b1")
-    b2 = hyper_property("b2")
-    eps = hyper_property("eps")
-    eps_root = hyper_property("eps_root")
-    weight_decay = hyper_property("weight_decay")
+    @property
+    def learning_rate(self) -> jax.Array | None:
+        """``learning_rate`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("learning_rate")
+
+    @property
+    def b1(self) -> jax.Array | None:
+        """``b1`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("b1")
+
+    @property
+    def b2(self) -> jax.Array | None:
+        """``b2`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("b2")
+
+    @property
+    def eps(self) -> jax.Array | None:
+        """``eps`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("eps")
+
+    @property
+    def eps_root(self) -> jax.Array | None:
+        """``eps_root`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("eps_root")
+
+    @property
+    def weight_decay(self) -> jax.Array | None:
+        """``weight_decay`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("weight_decay")
 
 
 def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay, accumulator_dtype=None):
@@ -291,7 +350,13 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay, ac
 
 
 def adam(
-    learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad=False, accumulator_dtype=None
+    learning_rate: float | Array | Schedule = 0.001,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    amsgrad: bool = False,
+    accumulator_dtype=None,
 ) -> Optimizer:
     """Adam as ``torch.optim.Adam``.
 
@@ -310,13 +375,13 @@ def adam(
 
 
 def adamw(
-    learning_rate=0.001,
-    b1=0.9,
-    b2=0.999,
-    eps=1e-8,
-    eps_root=0.0,
-    amsgrad=False,
-    weight_decay=1e-2,
+    learning_rate: float | Array | Schedule = 0.001,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    amsgrad: bool = False,
+    weight_decay: float | Array | Schedule = 1e-2,
     accumulator_dtype=None,
 ) -> Optimizer:
     """AdamW as ``torch.optim.AdamW``: ``w <- w (1 - lr weight_decay)``, then the :func:`adam` step.

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 
 from jaxnet.optim.interop import as_optimizer
 from jaxnet.optim.program import inner_key, with_program_key
-from jaxnet.types import Optimizer
+from jaxnet.types import Optimizer, Params
 
 
-def apply_updates(params, updates):
+def apply_updates(params: Params, updates: Params) -> Params:
     """Return ``params + updates`` leaf by leaf, keeping each parameter's dtype.
 
     Optimizers return updates that already carry the sign of the step
@@ -41,6 +42,9 @@ def chain(*transforms: Optimizer) -> Optimizer:
       ValueError: when called with no transforms.
       TypeError: when an argument has no ``init``/``update`` (jaxnet optimizers and optax
         transforms both do).
+
+    The returned ``update`` raises TypeError when given a state that this chain's ``init`` did not make
+    (another chain's, with a different number of transforms).
     """
     if not transforms:
         raise ValueError("chain() needs at least one transform, got none")
@@ -58,7 +62,7 @@ def chain(*transforms: Optimizer) -> Optimizer:
             )
         new_states = []
         updates = grads
-        for t, s in zip(transforms, state.states):
+        for t, s in zip(transforms, state.states, strict=True):
             updates, s = t.update(updates, s, params)
             new_states.append(s)
         return updates, ChainState(tuple(new_states))
@@ -69,8 +73,8 @@ def chain(*transforms: Optimizer) -> Optimizer:
     return Optimizer(init, update)
 
 
-def tree_map_n(fn, n: int, tree, *rest):
+def tree_map_n(fn: Callable[..., tuple], n: int, tree: Any, *rest: Any) -> tuple[Any, ...]:
     """Map ``fn`` returning an ``n``-tuple over leaves; return ``n`` trees shaped like ``tree``."""
-    treedef = jax.tree_util.tree_structure(tree)
-    outs = [fn(*xs) for xs in zip(treedef.flatten_up_to(tree), *(treedef.flatten_up_to(r) for r in rest))]
+    treedef: Any = jax.tree_util.tree_structure(tree)  # jax ships no usable type for PyTreeDef
+    outs = [fn(*xs) for xs in zip(treedef.flatten_up_to(tree), *(treedef.flatten_up_to(r) for r in rest), strict=True)]
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.checks import check_state
-from jaxnet.optim.hyperparams import cast, check_hyperparameter, init_value
+from jaxnet.optim.hyperparams import cast, check_hyperparameter, float_dtype
 from jaxnet.optim.program import with_program_key
-from jaxnet.types import Optimizer
+from jaxnet.types import Array, Optimizer
 
 
-def global_norm(tree):
+def global_norm(tree: Any) -> Array:
     """``sqrt(sum of g^2 over every leaf)``."""
     leaves = jax.tree_util.tree_leaves(tree)
     if not leaves:
@@ -27,7 +27,7 @@ class ClipByGlobalNormState(NamedTuple):
     max_norm: jax.Array
 
 
-def clip_by_global_norm(max_norm) -> Optimizer:
+def clip_by_global_norm(max_norm: float | Array) -> Optimizer:
     """Rescale all gradients together so that their global norm is at most ``max_norm``.
 
     ``g <- g * min(1, max_norm / ||g||)``: the direction is kept. (PyTorch's
@@ -40,7 +40,7 @@ def clip_by_global_norm(max_norm) -> Optimizer:
 
     def init(params):
         del params
-        return ClipByGlobalNormState(init_value(c))
+        return ClipByGlobalNormState(jnp.asarray(c, float_dtype()))  # never a schedule
 
     def update(grads, state, params=None):
         del params
@@ -60,7 +60,7 @@ class ClipByValueState(NamedTuple):
     max_delta: jax.Array
 
 
-def clip_by_value(max_delta) -> Optimizer:
+def clip_by_value(max_delta: float | Array) -> Optimizer:
     """Clip every gradient entry to ``[-max_delta, max_delta]`` (PyTorch's ``clip_grad_value_``).
 
     Raises:
@@ -70,7 +70,7 @@ def clip_by_value(max_delta) -> Optimizer:
 
     def init(params):
         del params
-        return ClipByValueState(init_value(c))
+        return ClipByValueState(jnp.asarray(c, float_dtype()))  # never a schedule
 
     def update(grads, state, params=None):
         del params

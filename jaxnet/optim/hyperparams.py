@@ -16,18 +16,21 @@ no stored value (the property reads ``None``) and is ``schedule(state.count)`` a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
+
+from jaxnet.types import Array, OptState
 
 #: A hyperparameter as a function of the step: ``schedule(count) -> value`` (``count`` is 0 at the first update).
 Schedule = Callable[[Any], Any]
 
 
-def float_dtype():
+def float_dtype() -> np.dtype:
     """The default float dtype: float64 under ``jax_enable_x64``, else float32."""
     return jnp.asarray(0.0).dtype
 
@@ -40,7 +43,7 @@ def _is_tracer(value) -> bool:
 _PROBE_STEPS = (0, 1, 2, 10, 100, 1000, 10_000, 100_000)
 
 
-def check_schedule(owner: str, name: str, schedule, *, low=None) -> Schedule:
+def check_schedule(owner: str, name: str, schedule: Any, *, low: float | None = None) -> Schedule:
     """Check that ``schedule(step)`` returns a scalar (by tracing it once), and, with ``low``,
     that its value at a few steps (0, 1, 2, 10, ... 100000) is finite and ``>= low``, as a
     plain value would have to be.
@@ -70,7 +73,16 @@ def check_schedule(owner: str, name: str, schedule, *, low=None) -> Schedule:
     return schedule
 
 
-def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, high_open=True, allow_schedule=False):
+def check_hyperparameter(
+    owner: str,
+    name: str,
+    value: Any,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+    high_open: bool = True,
+    allow_schedule: bool = False,
+) -> Any:
     """Validate a scalar hyperparameter; return a float, a schedule, or a traced value as given.
 
     ``low`` is inclusive, ``high`` exclusive unless ``high_open=False``. Traced values (an
@@ -88,7 +100,7 @@ def check_hyperparameter(owner: str, name: str, value, *, low=0.0, high=None, hi
         if np.shape(value) != ():
             raise ValueError(f"{owner}: {name} must be a scalar, got shape {np.shape(value)}")
         return value
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+    if isinstance(value, (bool, np.bool_, str)):
         raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
     if np.shape(value) != ():
         raise ValueError(f"{owner}: {name} must be a scalar, got shape {np.shape(value)}")
@@ -108,7 +120,7 @@ def _is_schedule(spec) -> bool:
     return callable(spec) and not hasattr(spec, "shape")
 
 
-def init_value(spec):
+def init_value(spec: float | Array | Schedule) -> Array | None:
     """The state field of a single-valued transform's hyperparameter: a scalar array, or ``None`` for a schedule."""
     if _is_schedule(spec):
         return None
@@ -132,7 +144,7 @@ class Hyperparameters:
         self.names, self.values, self.scheduled = tuple(names), values, tuple(scheduled)
 
     @classmethod
-    def pack(cls, **specs) -> Hyperparameters:
+    def pack(cls, **specs: float | Array | Schedule) -> Hyperparameters:
         """From ``name=value or schedule`` (checked values, tracers allowed): the numbers stacked, schedules listed."""
         names = tuple(k for k, v in specs.items() if not _is_schedule(v))
         scheduled = tuple(k for k, v in specs.items() if _is_schedule(v))
@@ -152,32 +164,32 @@ class Hyperparameters:
     def __getitem__(self, name: str):
         return self.values[..., self._index(name)]
 
-    def get(self, name: str, default=None):
+    def get(self, name: str, default: Any = None) -> Any:
         """The value of ``name``, or ``default`` when it is absent or scheduled."""
         return self[name] if name in self.names else default
 
-    def replace(self, name: str, value) -> Hyperparameters:
+    def replace(self, name: str, value: float | Array) -> Hyperparameters:
         """A copy with ``name`` set to ``value`` (broadcast over any stacked axes), in this array's dtype."""
         i = self._index(name)
         value = jnp.broadcast_to(jnp.asarray(value, self.values.dtype), self.values.shape[:-1])
         return Hyperparameters(self.names, self.values.at[..., i].set(value), self.scheduled)
 
-    def tree_flatten_with_keys(self):
+    def tree_flatten_with_keys(self) -> tuple[tuple[tuple[Any, Any], ...], tuple]:
         # the leaf's path names its entries: "opt_state/hyper/learning_rate,b1,b2,eps,eps_root" in a checkpoint
         return ((jax.tree_util.GetAttrKey(",".join(self.names)), self.values),), (self.names, self.scheduled)
 
-    def tree_flatten(self):
+    def tree_flatten(self) -> tuple[tuple[Any, ...], tuple]:
         return (self.values,), (self.names, self.scheduled)
 
     @classmethod
-    def tree_unflatten(cls, aux, children):
+    def tree_unflatten(cls, aux: tuple, children: Sequence[Any]) -> Hyperparameters:
         return cls(aux[0], children[0], aux[1])
 
     def __repr__(self) -> str:
         if self.values is None or not hasattr(self.values, "shape"):
             return f"Hyperparameters({self.names}, {self.values!r})"
         if self.values.ndim == 1 and not _is_tracer(self.values):
-            inner = ", ".join(f"{k}={float(v):.6g}" for k, v in zip(self.names, self.values))
+            inner = ", ".join(f"{k}={float(v):.6g}" for k, v in zip(self.names, self.values, strict=True))
         else:
             inner = f"names={self.names}, values {self.values.dtype}{list(self.values.shape)}"
         sched = f", scheduled={self.scheduled}" if self.scheduled else ""
@@ -189,14 +201,14 @@ def hyper_property(name: str) -> property:
     return property(lambda self: self.hyper.get(name), doc=f"``{name}`` from ``hyper`` (None if scheduled or absent).")
 
 
-def current(stored, spec, count):
+def current(stored: Any, spec: Any, count: Array) -> Any:
     """The hyperparameter's value at this update: ``spec(count)`` for a schedule, else ``stored``."""
     if _is_schedule(spec):
         return jnp.asarray(spec(count))
     return stored
 
 
-def cast(x, dtype):
+def cast(x: Any, dtype: DTypeLike) -> Array:
     """A scalar hyperparameter in the dtype of the leaf it multiplies (no promotion of the moments)."""
     return jnp.asarray(x).astype(dtype)
 
@@ -230,7 +242,7 @@ def _walk(node, visit):
     return node
 
 
-def replace_hyperparameter(opt_state, name: str, fn, *, owner: str):
+def replace_hyperparameter(opt_state: OptState, name: str, fn: Callable[[Array], Array], *, owner: str) -> OptState:
     """Return ``opt_state`` with every stored hyperparameter ``name`` replaced by ``fn(old)``.
 
     ``old`` is the current value with any stacked axes (``[K]`` for an ensemble's state);
@@ -274,7 +286,7 @@ def replace_hyperparameter(opt_state, name: str, fn, *, owner: str):
     return out
 
 
-def set_hyperparameter(opt_state, name: str, value):
+def set_hyperparameter(opt_state: OptState, name: str, value: float | Array) -> OptState:
     """Return ``opt_state`` with every hyperparameter called ``name`` set to ``value``.
 
     Works on any state built by :mod:`jaxnet.optim` (including ``chain`` and ``switch``
@@ -308,7 +320,7 @@ def set_hyperparameter(opt_state, name: str, value):
     return replace_hyperparameter(opt_state, name, new, owner="set_hyperparameter")
 
 
-def hyperparameters(opt_state) -> dict:
+def hyperparameters(opt_state: OptState) -> dict:
     """The stored hyperparameters of a state, name -> value (the first of each name).
 
     Scheduled hyperparameters (no stored value) and absent ones are left out.

@@ -12,9 +12,12 @@ A mask is one of
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
+
+from jaxnet.types import Params
 
 
 def _key_name(k) -> str:
@@ -44,7 +47,7 @@ WEIGHT_NAMES = ("w", "kernel")
 """Leaf names of weight matrices and kernels: jaxnet's and Haiku's ``w``, Flax's (Linen and NNX) ``kernel``."""
 
 
-def weights_only(params):
+def weights_only(params: Params) -> Any:
     """The mask of the weight matrices and kernels: leaves named ``"w"`` (jaxnet, Haiku) or ``"kernel"`` (Flax).
 
     Leaves alone biases (``"b"``, ``"bias"``), norms' scales and offsets (``"gamma"``, ``"beta"``,
@@ -76,7 +79,7 @@ def fill_empty(prefix, tree):
     return prefix
 
 
-def resolve_mask(params, mask, *, owner: str, argname: str = "mask", allow_empty: bool = False):
+def resolve_mask(params: Params, mask: Any, *, owner: str, argname: str = "mask", allow_empty: bool = False) -> Any:
     """Expand ``mask`` to a pytree of Python bools with exactly the params' structure.
 
     Raises:

@@ -14,14 +14,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.checks import check_state
-from jaxnet.optim.hyperparams import cast, check_hyperparameter, current, init_value
+from jaxnet.optim.hyperparams import Schedule, cast, check_hyperparameter, current, init_value
 from jaxnet.optim.masks import resolve_mask
 from jaxnet.optim.program import schedule_key, static_key, with_program_key
-from jaxnet.types import Optimizer
+from jaxnet.types import Array, Optimizer, Params
 
 
 @jax.custom_jvp
-def abs_sign0(x):
+def abs_sign0(x: Array) -> Array:
     """``|x|`` whose derivative is ``sign(x)``, 0 at 0 (the subgradient the chapter's L1 update uses)."""
     return jnp.abs(x)
 
@@ -34,11 +34,15 @@ def _abs_sign0_jvp(primals, tangents):
 
 def _masked_sum(owner, params, mask, fn):
     full = resolve_mask(params, mask, owner=owner)
-    terms = [jnp.sum(fn(p)) for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(full)) if m]
+    terms = [
+        jnp.sum(fn(p))
+        for p, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(full), strict=True)
+        if m
+    ]
     return sum(terms) if terms else jnp.zeros([])
 
 
-def l2_penalty(params, lam, mask=None):
+def l2_penalty(params: Params, lam: float | Array, mask: Any = None) -> Array:
     """``(lam / 2) * sum(w^2)`` over the leaves ``mask`` selects (all leaves if ``mask`` is None).
 
     Raises:
@@ -48,7 +52,7 @@ def l2_penalty(params, lam, mask=None):
     return 0.5 * lam * _masked_sum("l2_penalty", params, mask, lambda w: w * w)
 
 
-def l1_penalty(params, lam, mask=None):
+def l1_penalty(params: Params, lam: float | Array, mask: Any = None) -> Array:
     """``lam * sum(|w|)`` over the masked leaves; its gradient is ``lam sign(w)`` with ``sign(0) = 0``.
 
     Raises:
@@ -61,11 +65,11 @@ def l1_penalty(params, lam, mask=None):
 class AddDecayedWeightsState(NamedTuple):
     """State of :func:`add_decayed_weights`: the step count and ``weight_decay`` (``None`` if scheduled)."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count (as in optax): the field wins
     weight_decay: Any
 
 
-def add_decayed_weights(weight_decay, mask=None) -> Optimizer:
+def add_decayed_weights(weight_decay: float | Array | Schedule, mask: Any = None) -> Optimizer:
     """Add ``weight_decay * w`` to the incoming gradients on the masked leaves: the gradient of :func:`l2_penalty`.
 
     ``chain(add_decayed_weights(lam), sgd(lr))`` is ``w <- (1 - lr lam) w - lr g`` and equals

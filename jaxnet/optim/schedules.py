@@ -7,6 +7,7 @@ scalar int array returning a scalar). ``t`` below is the step. For the chapter's
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -32,13 +33,15 @@ def _t(step):
     return jnp.asarray(step).astype(float_dtype())
 
 
-def constant_schedule(value) -> Callable:
+def constant_schedule(value: float) -> Callable:
     """``lr(t) = value``."""
     v = _number("constant_schedule", "value", value)
     return lambda step: jnp.full((), v, float_dtype())
 
 
-def step_decay(init_value, factor, *, every=None, boundaries: Sequence[int] | None = None) -> Callable:
+def step_decay(
+    init_value: float, factor: float, *, every: int | None = None, boundaries: Sequence[int] | None = None
+) -> Callable:
     """Multiply by ``factor`` every ``every`` steps, or once at each of the given ``boundaries``.
 
     ``lr(t) = init_value * factor^floor(t / every)`` or ``init_value * factor^(#boundaries <= t)``.
@@ -55,17 +58,17 @@ def step_decay(init_value, factor, *, every=None, boundaries: Sequence[int] | No
         raise ValueError(
             f"step_decay: give exactly one of every= and boundaries=, got every={every!r}, boundaries={boundaries!r}"
         )
-    if every is not None:
+    if boundaries is None:
         k = _positive_int("step_decay", "every", every)
         return lambda step: v0 * jnp.asarray(f, float_dtype()) ** (jnp.asarray(step) // k).astype(float_dtype())
     b = [int(x) for x in boundaries]
-    if any(x < 0 for x in b) or any(x >= y for x, y in zip(b, b[1:])):
+    if any(x < 0 for x in b) or any(x >= y for x, y in itertools.pairwise(b)):
         raise ValueError(f"step_decay: boundaries must be increasing non-negative ints, got {list(boundaries)!r}")
     bounds = jnp.asarray(b, jnp.int32)
     return lambda step: v0 * jnp.asarray(f, float_dtype()) ** jnp.sum(jnp.asarray(step) >= bounds).astype(float_dtype())
 
 
-def exponential_decay(init_value, k) -> Callable:
+def exponential_decay(init_value: float, k: float) -> Callable:
     """``lr(t) = init_value * exp(-k t)`` (the chapter's ``eps_0 e^(-kt)``); a factor ``r`` per step is ``k = -ln r``.
 
     Raises:
@@ -76,7 +79,7 @@ def exponential_decay(init_value, k) -> Callable:
     return lambda step: v0 * jnp.exp(-k_ * _t(step))
 
 
-def inverse_time_decay(init_value, k) -> Callable:
+def inverse_time_decay(init_value: float, k: float) -> Callable:
     """``lr(t) = init_value / (1 + k t)`` (the chapter's 1/t decay).
 
     Raises:
@@ -87,7 +90,7 @@ def inverse_time_decay(init_value, k) -> Callable:
     return lambda step: v0 / (1.0 + k_ * _t(step))
 
 
-def cosine_decay(init_value, decay_steps, end_value=0.0) -> Callable:
+def cosine_decay(init_value: float, decay_steps: int, end_value: float = 0.0) -> Callable:
     """``lr(t) = end + (init - end) (1 + cos(pi min(t, T)/T)) / 2`` with ``T = decay_steps``; ``end`` after ``T``.
 
     Raises:
@@ -99,7 +102,7 @@ def cosine_decay(init_value, decay_steps, end_value=0.0) -> Callable:
     return lambda step: v1 + (v0 - v1) * 0.5 * (1.0 + jnp.cos(math.pi * jnp.minimum(_t(step), T) / T))
 
 
-def linear_schedule(init_value, end_value, transition_steps) -> Callable:
+def linear_schedule(init_value: float, end_value: float, transition_steps: int) -> Callable:
     """``lr(t)`` goes linearly from ``init_value`` (t = 0) to ``end_value`` (t >= ``transition_steps``).
 
     Raises:
@@ -111,7 +114,7 @@ def linear_schedule(init_value, end_value, transition_steps) -> Callable:
     return lambda step: v0 + (v1 - v0) * jnp.minimum(_t(step), T) / T
 
 
-def linear_warmup(peak_value, warmup_steps, init_value=0.0) -> Callable:
+def linear_warmup(peak_value: float, warmup_steps: int, init_value: float = 0.0) -> Callable:
     """Warm-up: linear from ``init_value`` to ``peak_value`` over ``warmup_steps``, then ``peak_value``."""
     return linear_schedule(init_value, peak_value, warmup_steps)
 
@@ -132,25 +135,27 @@ def join(schedules: Sequence[Callable], boundaries: Sequence[int]) -> Callable:
             f"join: needs one boundary fewer than schedules, got {len(schedules)} schedules and "
             f"boundaries {list(boundaries)!r}"
         )
-    if any(x <= 0 for x in b) or any(x >= y for x, y in zip(b, b[1:])):
+    if any(x <= 0 for x in b) or any(x >= y for x, y in itertools.pairwise(b)):
         raise ValueError(f"join: boundaries must be increasing positive ints, got {list(boundaries)!r}")
     for i, s in enumerate(schedules):
         if not callable(s):
             raise TypeError(f"join: schedules[{i}] must be a function step -> value, got {s!r}")
         check_schedule("join", f"schedules[{i}]", s)
-    starts = [0] + b
+    starts = [0, *b]
 
     def schedule(step):
         step = jnp.asarray(step)
         value = schedules[0](step)
-        for start, s in zip(starts[1:], schedules[1:]):
+        for start, s in zip(starts[1:], schedules[1:], strict=True):
             value = jnp.where(step >= start, s(step - start), value)
         return value
 
     return schedule
 
 
-def warmup_cosine_decay(peak_value, warmup_steps, total_steps, init_value=0.0, end_value=0.0) -> Callable:
+def warmup_cosine_decay(
+    peak_value: float, warmup_steps: int, total_steps: int, init_value: float = 0.0, end_value: float = 0.0
+) -> Callable:
     """Linear warm-up to ``peak_value`` over ``warmup_steps``, then cosine decay to ``end_value`` at ``total_steps``.
 
     Raises:

@@ -21,9 +21,9 @@ import jax.numpy as jnp
 
 from jaxnet.optim.base import tree_map_n
 from jaxnet.optim.checks import check_float_params, check_state, stored_names
-from jaxnet.optim.hyperparams import Hyperparameters, cast, check_hyperparameter, current, hyper_property
+from jaxnet.optim.hyperparams import Hyperparameters, Schedule, cast, check_hyperparameter, current
 from jaxnet.optim.program import schedule_key, with_program_key
-from jaxnet.types import Optimizer
+from jaxnet.types import Array, Optimizer
 
 
 class SgdState(NamedTuple):
@@ -38,16 +38,32 @@ class SgdState(NamedTuple):
       trace: the momentum buffer ``b`` (a pytree like the params), or ``None`` for plain SGD.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count (as in optax): the field wins
     hyper: Hyperparameters
     trace: Any = None
 
-    learning_rate = hyper_property("learning_rate")
-    momentum = hyper_property("momentum")
-    dampening = hyper_property("dampening")
+    @property
+    def learning_rate(self) -> jax.Array | None:
+        """``learning_rate`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("learning_rate")
+
+    @property
+    def momentum(self) -> jax.Array | None:
+        """``momentum`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("momentum")
+
+    @property
+    def dampening(self) -> jax.Array | None:
+        """``dampening`` from ``hyper`` (None if scheduled or absent)."""
+        return self.hyper.get("dampening")
 
 
-def sgd(learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov: bool = False) -> Optimizer:
+def sgd(
+    learning_rate: float | Array | Schedule = 0.01,
+    momentum: float | Array | Schedule = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+) -> Optimizer:
     """SGD with optional (Nesterov) momentum, PyTorch's update rule and defaults.
 
     Args:

@@ -12,7 +12,7 @@ from jaxnet.optim.checks import check_state
 from jaxnet.optim.hyperparams import set_hyperparameter
 from jaxnet.optim.interop import as_optimizer
 from jaxnet.optim.program import inner_key, static_key, with_program_key
-from jaxnet.types import Optimizer
+from jaxnet.types import Array, Optimizer, OptState
 
 
 class SwitchState(NamedTuple):
@@ -25,13 +25,13 @@ class SwitchState(NamedTuple):
         ``second`` starts from its fresh ``init`` state (e.g. an empty momentum buffer).
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count (as in optax): the field wins
     switched: jax.Array
     first: Any
     second: Any
 
 
-def switch(first: Optimizer, second: Optimizer, at) -> Optimizer:
+def switch(first: Optimizer, second: Optimizer, at: int | Array) -> Optimizer:
     """Use ``first`` until the hand-over, then ``second`` for good.
 
     Args:
@@ -91,6 +91,6 @@ def switch(first: Optimizer, second: Optimizer, at) -> Optimizer:
     return Optimizer(init, update)
 
 
-def trigger_switch(opt_state):
+def trigger_switch(opt_state: OptState) -> OptState:
     """Return ``opt_state`` with every :func:`switch` in it handed over to its second optimizer."""
     return set_hyperparameter(opt_state, "switched", True)

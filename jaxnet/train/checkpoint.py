@@ -38,7 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.types import check_key
+from jaxnet.train.history import History
+from jaxnet.types import Array, OptState, Params, State, check_key
 
 #: The checkpoint format :func:`save_checkpoint` writes; older versions still load.
 FORMAT_VERSION = 2
@@ -77,7 +78,7 @@ def _path_name(path) -> str:
     return "/".join(parts)
 
 
-def flatten(group: str, tree) -> dict[str, np.ndarray]:
+def flatten(group: str, tree: Any) -> dict[str, np.ndarray]:
     """``{"group/path/to/leaf": numpy array}`` for every leaf of ``tree``."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     out = {}
@@ -152,7 +153,15 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def save_checkpoint(
-    path, *, params, state=None, opt_state=None, step: int = 0, key=None, history=None, config: dict | None = None
+    path: str | os.PathLike[str],
+    *,
+    params: Params,
+    state: State | None = None,
+    opt_state: OptState | None = None,
+    step: int = 0,
+    key: Array | None = None,
+    history: History | dict | None = None,
+    config: dict | None = None,
 ) -> str:
     """Write a checkpoint atomically to ``path`` (``.npz`` is appended when missing); return the path.
 
@@ -180,7 +189,7 @@ def save_checkpoint(
     if not path.endswith(".npz"):
         path += ".npz"
     arrays: dict[str, np.ndarray] = {}
-    for group, tree in zip(_GROUPS, (params, state, opt_state)):
+    for group, tree in zip(_GROUPS, (params, state, opt_state), strict=True):
         arrays.update(flatten(group, tree if tree is not None else {}))
     arrays["step"] = np.asarray(int(step), np.int64)
     kd, impl = _key_data(key)
@@ -218,7 +227,8 @@ def save_checkpoint(
     tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **{_META: np.frombuffer(meta_bytes, np.uint8)}, **arrays)
+            members: dict[str, Any] = {_META: np.frombuffer(meta_bytes, np.uint8), **arrays}
+            np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -230,7 +240,7 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
     """Read and verify a checkpoint: ``(metadata, {path: array})``.
 
     Raises:
@@ -302,7 +312,9 @@ def _restore(group: str, like, arrays, path) -> Any:
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[n]) for n in expected])
 
 
-def load_checkpoint(path, *, params, state=None, opt_state=None) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike[str], *, params: Params, state: State | None = None, opt_state: OptState | None = None
+) -> Checkpoint:
     """Restore a checkpoint into trees shaped like the templates ``params``, ``state``, ``opt_state``.
 
     The templates come from the same model's ``init`` and the optimizer's ``init`` (their

@@ -18,12 +18,13 @@ Members of different architectures are a plain list of ``(model, params, state)`
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxnet.optim.hyperparams import replace_hyperparameter
 from jaxnet.optim.interop import as_optimizer
@@ -32,7 +33,7 @@ from jaxnet.train.distributed import check_mesh, replicate_global
 from jaxnet.train.fit import _positive_int, _Progress, check_data, check_model_fits, pad_batches, split_validation
 from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.precision import get_policy
-from jaxnet.types import Layer, Optimizer, check_key
+from jaxnet.types import Array, Layer, Optimizer, OptState, Params, State, check_key
 
 
 class EnsembleResult(NamedTuple):
@@ -50,12 +51,12 @@ def stack(trees: Sequence) -> Any:
     return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees)
 
 
-def unstack(tree, k: int) -> Any:
+def unstack(tree: Any, k: int) -> Any:
     """Member ``k`` of a member-stacked pytree."""
     return jax.tree_util.tree_map(lambda a: a[k], tree)
 
 
-def member_weights(key, members: int, n: int, subsets=None) -> jax.Array:
+def member_weights(key: Array, members: int, n: int, subsets: str | ArrayLike | None = None) -> jax.Array:
     """Per-member sample weights ``[members, n]`` (float32) for ``subsets``.
 
     ``None``: all ones. ``"bootstrap"``: member k's weight of sample i is how often i
@@ -86,7 +87,7 @@ def member_weights(key, members: int, n: int, subsets=None) -> jax.Array:
     return w
 
 
-def set_member_hyperparameter(opt_state, name: str, values):
+def set_member_hyperparameter(opt_state: OptState, name: str, values: ArrayLike) -> OptState:
     """Set the hyperparameter ``name`` of a member-stacked optimizer state to one value per member.
 
     ``values`` has shape ``[K]`` (or broadcasts to the stacked shape); every hyperparameter
@@ -107,22 +108,22 @@ def set_member_hyperparameter(opt_state, name: str, values):
 
 def fit_ensemble(
     model: Layer,
-    loss,
+    loss: str | Callable[..., Array],
     optimizer: Optimizer,
-    train_data,
+    train_data: tuple[Array, Array],
     *,
     members: int,
     epochs: int,
     batch_size: int,
-    key,
-    subsets=None,
+    key: Array,
+    subsets: str | ArrayLike | None = None,
     hyperparams: dict | None = None,
-    validation=None,
-    metrics=None,
+    validation: tuple[Array, Array] | float | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
     early_stopping: EarlyStopping | None = None,
     progress: bool = True,
-    penalty=None,
-    augment=None,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
     epochs_per_call: int = 1,
     eval_batch_size: int = 1024,
     precision=None,
@@ -165,8 +166,8 @@ def fit_ensemble(
     if batch_size > n:
         raise ValueError(f"{where}: batch_size {batch_size} is larger than the {n} training samples")
     keys = [jax.random.fold_in(key, k) for k in range(members)]
-    inits = [model.init(jax.random.fold_in(k, 0), (-1,) + tuple(x.shape[1:]))[1:] for k in keys]
-    check_model_fits(where, model, loss, *inits[0], x, y)
+    inits = [model.init(jax.random.fold_in(k, 0), (-1, *x.shape[1:]))[1:] for k in keys]
+    check_model_fits(where, model, loss, inits[0][0], inits[0][1], x, y)
     params, state = stack([p for p, _ in inits]), stack([s for _, s in inits])
     opt_state = stack([optimizer.init(p) for p, _ in inits])
     for name, values in dict(hyperparams or {}).items():
@@ -194,7 +195,7 @@ def fit_ensemble(
         precision=precision,
         mesh=mesh,
     )
-    columns = ["loss"] + sorted(dict(metrics or {}))
+    columns = ["loss", *sorted(dict(metrics or {}))]
     columns += [f"val_{c}" for c in columns] if val is not None else []
     if early_stopping is not None and early_stopping.monitor not in columns:
         raise ValueError(f"{where}: early_stopping monitors {early_stopping.monitor!r}; recorded: {columns}")
@@ -202,8 +203,8 @@ def fit_ensemble(
         [E.initial_carry(cfg, unstack(params, k), unstack(state, k), unstack(opt_state, k)) for k in range(members)]
     )
     train_keys = jnp.stack([jax.random.fold_in(k, 2) for k in keys])
-    val_b = pad_batches(*val, eval_batch_size) if val is not None else None
-    place = (lambda t: t) if mesh is None else (lambda t: replicate_global(t, mesh))  # noqa: E731
+    val_b = pad_batches(val[0], val[1], eval_batch_size) if val is not None else None
+    place = (lambda t: t) if mesh is None else (lambda t: replicate_global(t, mesh))
     carry, x, y, w, val_b, train_keys = place((carry, x, y, w, val_b, train_keys))
     histories = [History() for _ in range(members)]
     bar = _Progress(progress, epochs, 0)
@@ -216,9 +217,9 @@ def fit_ensemble(
             logs, ran = jax.device_get((logs, ran))  # [members, chunk]
             dt = (time.perf_counter() - t0) / max(int(ran.any(axis=0).sum()), 1)
             for j in range(ran.shape[1]):
-                for k in np.flatnonzero(ran[:, j]):
-                    histories[k].records.append(
-                        {"epoch": start + j + 1, **{c: float(logs[c][k, j]) for c in columns}, "time": dt}
+                for m in np.flatnonzero(ran[:, j]):
+                    histories[m].records.append(
+                        {"epoch": start + j + 1, **{c: float(logs[c][m, j]) for c in columns}, "time": dt}
                     )
                 if ran[:, j].any():
                     done = start + j + 1
@@ -255,15 +256,20 @@ def _probabilities(out, outputs: str):
     return jax.nn.softmax(out, axis=-1)
 
 
-def member_probabilities(members, x, *, outputs: str = "logits") -> jax.Array:
+def member_probabilities(
+    members: tuple[Layer, Params, State] | Sequence[tuple[Layer, Params, State]], x: Array, *, outputs: str = "logits"
+) -> jax.Array:
     """Each member's class probabilities ``[K, batch, classes]`` on ``x`` (evaluation mode).
 
     ``members``: ``(model, stacked_params, stacked_state)`` for a vmapped ensemble, or a list
     of ``(model, params, state)`` (architectures may differ; class counts must agree).
     """
     if isinstance(members, tuple) and len(members) == 3 and isinstance(members[0], Layer):
-        model, params, state = members
-        f = lambda p, s: _probabilities(model.apply(p, s, x, train=False)[0], outputs)
+        model, params, state = cast(tuple[Layer, Params, State], members)
+
+        def f(p, s):
+            return _probabilities(model.apply(p, s, x, train=False)[0], outputs)
+
         return jax.vmap(f)(params, state)
     if not members:
         raise ValueError("member_probabilities: members is empty")
@@ -280,12 +286,20 @@ def member_probabilities(members, x, *, outputs: str = "logits") -> jax.Array:
     return jnp.stack(probs)
 
 
-def average_probabilities(members, x, *, outputs: str = "logits") -> jax.Array:
+def average_probabilities(
+    members: tuple[Layer, Params, State] | Sequence[tuple[Layer, Params, State]], x: Array, *, outputs: str = "logits"
+) -> jax.Array:
     """The ensemble's prediction: ``p(c | x) = (1/K) sum_k p_k(c | x)`` (mean of member probabilities)."""
     return jnp.mean(member_probabilities(members, x, outputs=outputs), axis=0)
 
 
-def ensemble_report(members, x, y, *, outputs: str = "logits") -> dict:
+def ensemble_report(
+    members: tuple[Layer, Params, State] | Sequence[tuple[Layer, Params, State]],
+    x: Array,
+    y: Array,
+    *,
+    outputs: str = "logits",
+) -> dict:
     """Accuracy of each member, of their mean, of the best member, of the ensemble, and the gain.
 
     Returns a dict with ``member_accuracy`` (list), ``mean_member``, ``best_member``,

@@ -33,6 +33,7 @@ per-step check (see :func:`train_epoch`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -45,7 +46,7 @@ from jaxnet.optim.program import ProgramRef, program_ref
 from jaxnet.train.history import EarlyStopping
 from jaxnet.train.precision import get_policy, mixed_precision
 from jaxnet.train.step import eval_step_fn, train_step_fn
-from jaxnet.types import check_key
+from jaxnet.types import Array, Layer, Optimizer, OptState, Params, State, check_key
 
 DATA_AXIS = "data"  # the mesh axis a data-parallel batch is split over (as in jaxnet.train.parallel)
 
@@ -102,7 +103,7 @@ class EngineConfig:
     def metric_dict(self) -> dict:
         return {name: ref.obj for name, ref in self.metrics}
 
-    def step_fn(self):
+    def step_fn(self) -> Callable:
         return train_step_fn(
             self.model_fn(),
             self.loss.obj,
@@ -112,36 +113,36 @@ class EngineConfig:
             metrics=self.metric_dict,
         )
 
-    def eval_fn(self):
+    def eval_fn(self) -> Callable:
         return eval_step_fn(self.model_fn(), self.loss.obj, metrics=self.metric_dict)
 
 
 def make_config(
-    model,
-    loss,
-    optimizer,
+    model: Layer,
+    loss: str | Callable[..., Array],
+    optimizer: Optimizer | None,
     *,
-    n,
-    batch_size,
-    penalty=None,
-    augment=None,
-    metrics=None,
-    drop_last=True,
-    weighted=False,
-    has_val=False,
-    early_stopping=None,
+    n: int,
+    batch_size: int,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
+    drop_last: bool = True,
+    weighted: bool = False,
+    has_val: bool = False,
+    early_stopping: EarlyStopping | None = None,
     precision=None,
     mesh=None,
 ) -> EngineConfig:
     """Build the static :class:`EngineConfig` (metrics sorted by name so dict order does not matter)."""
-    metrics = tuple(sorted((str(k), Ref(v)) for k, v in dict(metrics or {}).items()))
+    named = tuple(sorted((str(k), Ref(v)) for k, v in dict(metrics or {}).items()))
     return EngineConfig(
         Ref(model),
         Ref(loss),
         program_ref(optimizer),
         Ref(penalty),
         Ref(augment),
-        metrics,
+        named,
         int(n),
         int(batch_size),
         bool(drop_last),
@@ -153,17 +154,17 @@ def make_config(
     )
 
 
-def tree_all_finite(tree):
+def tree_all_finite(tree: Any) -> Array:
     """A scalar bool: every floating-point leaf of ``tree`` is finite."""
     leaves = [
-        jnp.all(jnp.isfinite(l))
-        for l in jax.tree_util.tree_leaves(tree)
-        if jnp.issubdtype(jnp.asarray(l).dtype, jnp.inexact)
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
     ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def tree_select(pred, on_true, on_false):
+def tree_select(pred: Array, on_true: Any, on_false: Any) -> Any:
     """``on_true`` where the scalar ``pred`` holds, else ``on_false``, leaf by leaf."""
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -176,7 +177,19 @@ PREGATHER_BYTES = 256 * 2**20
 """Data up to this size (x, y and weights together) is gathered once per epoch, not per step."""
 
 
-def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halted=False, *, axis_name=None):
+def train_epoch(
+    cfg: EngineConfig,
+    params: Params,
+    state: State,
+    opt_state: OptState,
+    x: Array,
+    y: Array,
+    w: Array,
+    key: Array,
+    halted: bool | Array = False,
+    *,
+    axis_name: str | None = None,
+) -> tuple[Params, State, OptState, Array, Array, dict[str, Array]]:
     """One epoch as one ``lax.scan``; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
 
     ``metrics`` holds the means, over the real samples of the epoch's finite steps, of the
@@ -208,8 +221,12 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     # than gathering each batch, on the 2-core CPU).
     pregather = axis_name is None and sum(a.size * a.dtype.itemsize for a in (x, y, w)) <= PREGATHER_BYTES
     order = jnp.arange(steps, dtype=jnp.int32)
+    xs: tuple[jax.Array, tuple[Any, ...]]
     if pregather:  # scan over (i, (x batch, y batch, weights))
-        cut = lambda a: jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size) + a.shape[1:])
+
+        def cut(a):
+            return jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size, *a.shape[1:]))
+
         xs = (order, (cut(x), cut(y), cut(w) * mask if cfg.weighted else mask))  # weights only when used
     else:  # scan over (i, (batch indices, mask)) and gather inside each step
         xs = (order, (idx, mask))
@@ -265,7 +282,7 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
         )
 
     def skip_epoch(_):
-        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((steps,) + a.shape, a.dtype), log_shapes)
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((steps, *a.shape), a.dtype), log_shapes)
         return (
             params,
             state,
@@ -276,7 +293,7 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
             jnp.zeros((steps,), bool),
         )
 
-    params, state, opt_state, halted, bad, logs, ok = lax.cond(jnp.asarray(halted), skip_epoch, run, None)
+    params, state, opt_state, halted_out, bad, logs, ok = lax.cond(jnp.asarray(halted), skip_epoch, run, None)
     # Each step's metrics weigh by its real samples (the total weight of its batch), so a mostly
     # padded last step counts for what it holds; the means are then means over real samples.
     if cfg.weighted:
@@ -287,10 +304,12 @@ def train_epoch(cfg: EngineConfig, params, state, opt_state, x, y, w, key, halte
     count = jnp.sum(real)
     count = jnp.where(count > 0, count, 1)
     means = {k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32) * real) / count for k, v in logs.items()}
-    return params, state, opt_state, halted, bad, means
+    return params, state, opt_state, halted_out, bad, means
 
 
-def evaluate_batched(cfg: EngineConfig, params, state, xb, yb, mb):
+def evaluate_batched(
+    cfg: EngineConfig, params: Params, state: State, xb: Array, yb: Array, mb: Array
+) -> dict[str, Array]:
     """Mean loss and metrics over padded eval batches ``xb [nb, eb, ...]`` with mask ``mb [nb, eb]``."""
     evaluate = cfg.eval_fn()
 
@@ -323,7 +342,16 @@ class Carry(NamedTuple):
     bad_step: jax.Array
 
 
-def initial_carry(cfg: EngineConfig, params, state, opt_state, *, best_value=None, best_epoch=-1, wait=0) -> Carry:
+def initial_carry(
+    cfg: EngineConfig,
+    params: Params,
+    state: State,
+    opt_state: OptState,
+    *,
+    best_value: float | Array | None = None,
+    best_epoch: int = -1,
+    wait: int = 0,
+) -> Carry:
     """The carry before the first epoch (early-stopping counters can be given to resume)."""
     es = cfg.early_stopping
     if best_value is None:
@@ -344,7 +372,19 @@ def initial_carry(cfg: EngineConfig, params, state, opt_state, *, best_value=Non
     )
 
 
-def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, active, *, axis_name=None):
+def run_epochs(
+    cfg: EngineConfig,
+    carry: Carry,
+    x: Array,
+    y: Array,
+    w: Array,
+    val: tuple[Array, Array, Array] | None,
+    key: Array,
+    epochs: Array,
+    active: Array,
+    *,
+    axis_name: str | None = None,
+) -> tuple[Carry, Any]:
     """Run the epochs listed in ``epochs`` (``active`` False: skip) as one ``lax.scan``.
 
     ``axis_name``: the members' ``jax.vmap`` axis, passed on to :func:`train_epoch`.
@@ -357,7 +397,7 @@ def run_epochs(cfg: EngineConfig, carry: Carry, x, y, w, val, key, epochs, activ
         p, s, o, halted, bad, logs = train_epoch(
             cfg, c.params, c.state, c.opt_state, x, y, w, jax.random.fold_in(key, e), c.halted, axis_name=axis_name
         )
-        if cfg.has_val:
+        if cfg.has_val and val is not None:
             vlogs = evaluate_batched(cfg, p, s, *val)
             logs = {**logs, **{f"val_{k}": v for k, v in vlogs.items()}}
         newly = halted & ~c.halted
@@ -402,7 +442,9 @@ _MEMBERS = "members"  # the vmap axis of an ensemble's members
 
 
 def _run_members(cfg, carry, x, y, w, val, key, epochs, active):
-    fn = lambda c, w_, k: run_epochs(cfg, c, x, y, w_, val, k, epochs, active, axis_name=_MEMBERS)
+    def fn(c, w_, k):
+        return run_epochs(cfg, c, x, y, w_, val, k, epochs, active, axis_name=_MEMBERS)
+
     return jax.vmap(fn, axis_name=_MEMBERS)(carry, w, key)
 
 
@@ -417,8 +459,17 @@ evaluate_jit = jax.jit(_evaluate_arrays, static_argnums=0)
 
 
 def make_train_epoch(
-    model, loss, optimizer, *, batch_size: int, n: int, penalty=None, augment=None, metrics=None, drop_last: bool = True
-):
+    model: Layer,
+    loss: str | Callable[..., Array],
+    optimizer: Optimizer,
+    *,
+    batch_size: int,
+    n: int,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
+    drop_last: bool = True,
+) -> Callable:
     """A compiled epoch ``epoch(params, state, opt_state, (x, y), key) -> (params, state, opt_state, metrics)``.
 
     ``metrics`` also holds ``"nonfinite_step"`` (-1 when every step was finite). The

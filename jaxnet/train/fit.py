@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -18,7 +19,7 @@ from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.plateau import PlateauState, ReduceOnPlateau, current_value, plateau_step
 from jaxnet.train.plateau import cut as cut_lr
 from jaxnet.train.precision import get_policy
-from jaxnet.types import Layer, Optimizer, check_key
+from jaxnet.types import Array, Layer, Optimizer, OptState, Params, State, check_key
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -64,7 +65,7 @@ class FitResult(NamedTuple):
         return self.params_epoch == self.opt_state_epoch
 
 
-def check_data(where: str, data, *, name: str = "train_data"):
+def check_data(where: str, data: Any, *, name: str = "train_data") -> tuple[Array, Array]:
     """``(x, y)`` as arrays with the same length, or an error naming ``where`` and ``name``."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{where}: {name} must be a tuple (x, y), got {type(data).__name__}")
@@ -78,7 +79,16 @@ def check_data(where: str, data, *, name: str = "train_data"):
     return x, y
 
 
-def check_model_fits(where: str, model: Layer, loss, params, state, x, y, out_shape=None):
+def check_model_fits(
+    where: str,
+    model: Layer,
+    loss: str | Callable[..., Array],
+    params: Params,
+    state: State,
+    x: Array,
+    y: Array,
+    out_shape: Any = None,
+) -> None:
     """Check, by abstract evaluation, that the model's outputs fit the loss and ``y``; check label ranges.
 
     Integer targets of shape ``outputs.shape[:-1]`` are class indices: they must lie in
@@ -97,8 +107,8 @@ def check_model_fits(where: str, model: Layer, loss, params, state, x, y, out_sh
         jax.eval_shape(loss_fn, out, y[:2])
     except (ValueError, TypeError) as e:
         raise ValueError(
-            f"{where}: the model's output shape {('batch',) + tuple(out.shape[1:])} does not fit the "
-            f"loss {name} with targets of shape {('batch',) + tuple(y.shape[1:])}: {e}"
+            f"{where}: the model's output shape {('batch', *out.shape[1:])} does not fit the "
+            f"loss {name} with targets of shape {('batch', *y.shape[1:])}: {e}"
         ) from None
     if jnp.issubdtype(y.dtype, jnp.integer) and y.shape[1:] == out.shape[1:-1]:
         c = int(out.shape[-1])
@@ -120,7 +130,9 @@ def _positive_int(where, name, v):
     return int(v)
 
 
-def split_validation(key, x, y, fraction: float):
+def split_validation(
+    key: Array, x: Array, y: Array, fraction: float
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """Hold out ``fraction`` of ``(x, y)`` for validation, stratified by class for integer labels."""
     if not 0 < fraction < 1:
         raise ValueError(f"fit: validation as a fraction must lie in (0, 1), got {fraction!r}")
@@ -131,23 +143,32 @@ def split_validation(key, x, y, fraction: float):
         (xt, yt), (xv, yv) = D.train_test_split(key, x, y, test=fraction, stratify=stratify)
         return (xt, yt), (xv, yv)
     perm = jax.random.permutation(key, x.shape[0])
-    n_val = max(1, int(round(fraction * x.shape[0])))
+    n_val = max(1, round(float(fraction) * x.shape[0]))
     return (x[perm[n_val:]], y[perm[n_val:]]), (x[perm[:n_val]], y[perm[:n_val]])
 
 
-def pad_batches(x, y, batch_size: int):
+def pad_batches(x: Array, y: Array, batch_size: int) -> tuple[Array, Array, Array]:
     """``(xb [nb, B, ...], yb [nb, B, ...], mask [nb, B])``: ``(x, y)`` cut into padded batches."""
     n = x.shape[0]
     b = min(batch_size, n)
     nb = -(-n // b)
     pad = nb * b - n
-    xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
-    yp = jnp.concatenate([y, jnp.zeros((pad,) + y.shape[1:], y.dtype)]) if pad else y
+    xp = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    yp = jnp.concatenate([y, jnp.zeros((pad, *y.shape[1:]), y.dtype)]) if pad else y
     mask = jnp.arange(nb * b) < n
-    return xp.reshape((nb, b) + x.shape[1:]), yp.reshape((nb, b) + y.shape[1:]), mask.reshape(nb, b)
+    return xp.reshape((nb, b, *x.shape[1:])), yp.reshape((nb, b, *y.shape[1:])), mask.reshape(nb, b)
 
 
-def evaluate(model: Layer, loss, params, state, data, *, metrics=None, batch_size: int = 1024) -> dict:
+def evaluate(
+    model: Layer,
+    loss: str | Callable[..., Array],
+    params: Params,
+    state: State,
+    data: tuple[Array, Array],
+    *,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
+    batch_size: int = 1024,
+) -> dict:
     """Mean loss and metrics of the model on ``data = (x, y)`` in evaluation mode, as Python floats.
 
     Runs as one compiled scan over padded batches of ``batch_size``.
@@ -194,20 +215,20 @@ def _copy(tree):
 
 def fit(
     model: Layer,
-    loss,
+    loss: str | Callable[..., Array],
     optimizer: Optimizer,
-    train_data,
+    train_data: tuple[Array, Array],
     *,
     epochs: int,
     batch_size: int,
-    key,
-    validation=None,
-    metrics=None,
+    key: Array,
+    validation: tuple[Array, Array] | float | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
     early_stopping: EarlyStopping | None = None,
     progress: bool = True,
-    penalty=None,
-    augment=None,
-    init=None,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
+    init: tuple[Params, State, OptState] | None = None,
     initial_epoch: int = 0,
     history: History | None = None,
     epochs_per_call: int = 1,
@@ -303,7 +324,7 @@ def fit(
         raise ValueError(f"fit: batch_size {batch_size} is larger than the {x.shape[0]} training samples")
 
     if init is None:
-        _, params, state = model.init(k_init, (-1,) + tuple(x.shape[1:]))
+        _, params, state = model.init(k_init, (-1, *x.shape[1:]))
         opt_state = optimizer.init(params)
     else:
         if not isinstance(init, (tuple, list)) or len(init) != 3:
@@ -313,7 +334,7 @@ def fit(
     if val is not None:
         check_model_fits(where, model, loss, params, state, *val)
 
-    names = ["loss"] + sorted(dict(metrics or {}))
+    names = ["loss", *sorted(dict(metrics or {}))]
     columns = names + ([f"val_{k}" for k in names] if val is not None else [])
     if early_stopping is not None and early_stopping.monitor not in columns:
         raise ValueError(
@@ -344,12 +365,12 @@ def fit(
         mesh=mesh,
     )
     w = jnp.ones((x.shape[0],), jnp.float32)
-    val_b = pad_batches(*val, eval_batch_size) if val is not None else None
+    val_b = pad_batches(val[0], val[1], eval_batch_size) if val is not None else None
     history = history.copy() if history is not None else History()
     best_value, best_epoch, wait = _resume_early_stopping(early_stopping, history)
     carry = E.initial_carry(cfg, params, state, opt_state, best_value=best_value, best_epoch=best_epoch, wait=wait)
     carry = _copy(carry)  # fresh buffers: donation must not see one buffer twice (e.g. best is params)
-    place = (lambda t: t) if mesh is None else (lambda t: replicate_global(t, mesh))  # noqa: E731
+    place = (lambda t: t) if mesh is None else (lambda t: replicate_global(t, mesh))
     carry, x, y, w, val_b, k_train = place((carry, x, y, w, val_b, k_train))
 
     bar = _Progress(progress, epochs, initial_epoch)

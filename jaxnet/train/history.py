@@ -119,6 +119,10 @@ class History:
     def keys(self) -> list:
         return list(self.records[0]) if self.records else []
 
+    def __contains__(self, name: object) -> bool:
+        # Without it, ``in`` would fall back to __getitem__(0), __getitem__(1), ... and raise KeyError.
+        return name in self.keys()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "records": [dict(r) for r in self.records],

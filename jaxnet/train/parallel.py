@@ -16,16 +16,20 @@ before calling the step. Params stay replicated, so every host holds the same mo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, cast
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnet.train.step import donating, train_step_fn
+from jaxnet.types import Array, Layer, Optimizer, Params
 
 DATA_AXIS = "data"
 
 
-def data_mesh(devices=None, axis: str = DATA_AXIS) -> Mesh:
+def data_mesh(devices: Sequence[jax.Device] | None = None, axis: str = DATA_AXIS) -> Mesh:
     """A one-axis mesh over ``devices`` (default: all devices ``jax.devices()`` sees)."""
     devices = jax.devices() if devices is None else list(devices)
     if not devices:
@@ -53,29 +57,37 @@ def _check_batch(batch, mesh, axis):
             )
 
 
-def shard_batch(batch, mesh: Mesh, axis: str = DATA_AXIS):
+def shard_batch(batch: Any, mesh: Mesh, axis: str = DATA_AXIS) -> Any:
     """Place a batch (pytree of arrays) on the mesh, split along the first axis."""
     _check_batch(batch, mesh, axis)
     return jax.device_put(batch, batch_sharding(mesh, axis))
 
 
-def replicate(tree, mesh: Mesh):
+def replicate(tree: Any, mesh: Mesh) -> Any:
     """Place a pytree (params, state, optimizer state) on every device of the mesh."""
     return jax.device_put(tree, replicated(mesh))
 
 
+class ParallelStep(Protocol):
+    """What :func:`make_parallel_train_step` returns: the step, with the ``mesh`` it runs on as an attribute."""
+
+    mesh: Mesh
+
+    def __call__(self, params: Any, state: Any, opt_state: Any, batch: Any, key: jax.Array) -> Any: ...
+
+
 def make_parallel_train_step(
-    model,
-    loss,
-    optimizer,
+    model: Layer,
+    loss: str | Callable[..., Array],
+    optimizer: Optimizer,
     *,
     mesh: Mesh | None = None,
     axis: str = DATA_AXIS,
-    penalty=None,
-    augment=None,
-    metrics=None,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
     donate: bool = True,
-):
+) -> ParallelStep:
     """The training step of :func:`~jaxnet.train.step.make_train_step`, data-parallel over ``mesh``.
 
     ``step(params, state, opt_state, batch, key)``: ``batch`` is split along its first axis
@@ -97,5 +109,6 @@ def make_parallel_train_step(
         _check_batch(batch, mesh, axis)
         return compiled(params, state, opt_state, batch, key)
 
-    parallel_step.mesh = mesh
-    return parallel_step
+    out = cast(ParallelStep, parallel_step)
+    out.mesh = mesh
+    return out

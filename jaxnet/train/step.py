@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.base import apply_updates
 from jaxnet.optim.interop import as_optimizer
-from jaxnet.types import Layer, Optimizer, check_key
+from jaxnet.types import Array, Layer, Optimizer, Params, check_key
 
 # The augmentation key is derived from the step key by this constant, so that adding an
 # augmentation leaves the model's own randomness (dropout) unchanged.
@@ -69,13 +69,13 @@ def _check_metrics(metrics) -> dict:
 
 def train_step_fn(
     model: Layer,
-    loss,
+    loss: str | Callable[..., Array],
     optimizer: Optimizer,
     *,
     penalty: Callable | None = None,
     augment: Callable | None = None,
     metrics: Mapping[str, Callable] | None = None,
-):
+) -> Callable:
     """The un-jitted training step (for use inside ``lax.scan`` or ``jax.vmap``).
 
     Args:
@@ -125,15 +125,15 @@ def train_step_fn(
 
 def make_train_step(
     model: Layer,
-    loss,
+    loss: str | Callable[..., Array],
     optimizer: Optimizer,
     *,
-    penalty=None,
-    augment=None,
-    metrics=None,
+    penalty: Callable[[Params], Array] | None = None,
+    augment: Callable[[Array, Array], Array] | None = None,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
     jit: bool = True,
     donate: bool = True,
-):
+) -> Callable:
     """A ``jax.jit``-compiled training step; see :func:`train_step_fn` for the arguments.
 
     With ``donate=True`` (the default) ``params``, ``state`` and ``opt_state`` are donated:
@@ -196,7 +196,9 @@ def donating(compiled, where: str):
     return run
 
 
-def eval_step_fn(model: Layer, loss, *, metrics=None):
+def eval_step_fn(
+    model: Layer, loss: str | Callable[..., Array], *, metrics: Mapping[str, Callable[..., Array]] | None = None
+) -> Callable:
     """The un-jitted evaluation step ``(params, state, batch) -> metrics`` (``train=False``, no key)."""
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a Layer, got {type(model).__name__}")
@@ -214,7 +216,13 @@ def eval_step_fn(model: Layer, loss, *, metrics=None):
     return evaluate
 
 
-def make_eval_step(model: Layer, loss, *, metrics=None, jit: bool = True):
+def make_eval_step(
+    model: Layer,
+    loss: str | Callable[..., Array],
+    *,
+    metrics: Mapping[str, Callable[..., Array]] | None = None,
+    jit: bool = True,
+) -> Callable:
     """A compiled evaluation step ``(params, state, batch) -> metrics`` (``train=False``, no key)."""
     evaluate = eval_step_fn(model, loss, metrics=metrics)
     return jax.jit(evaluate) if jit else evaluate
