@@ -225,4 +225,4 @@ def run_example(name: str, argv=None) -> dict:
     import importlib
 
     module = importlib.import_module(f"jaxnet.chapter.{name}")
-    return main(module.run, module.__doc__, argv)
+    return main(module.run, module.__doc__ or "", argv)

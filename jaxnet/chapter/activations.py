@@ -39,15 +39,18 @@ def run(quick: bool = True, out: str | None = None) -> dict:
     off_kink = z[jnp.abs(z) > 1e-3]
     errs = derivative_errors(off_kink)
     res["numbers"]["max |handwritten - jax.grad|"] = errs
-    res["numbers"]["sigmoid'(0), tanh'(0)"] = [float(A.sigmoid_derivative(0.0)), float(A.tanh_derivative(0.0))]
-    res["numbers"]["sigmoid'(5) (saturation)"] = float(A.sigmoid_derivative(5.0))
+    res["numbers"]["sigmoid'(0), tanh'(0)"] = [
+        float(A.sigmoid_derivative(jnp.asarray(0.0))),
+        float(A.tanh_derivative(jnp.asarray(0.0))),
+    ]
+    res["numbers"]["sigmoid'(5) (saturation)"] = float(A.sigmoid_derivative(jnp.asarray(5.0)))
     worst = max(errs.values())
     res["claims"].append(
         claim(
             "every handwritten derivative equals jax.grad (off the kink at 0)", worst < 1e-5, f"max error {worst:.1e}"
         )
     )
-    s0, s5 = float(A.sigmoid_derivative(0.0)), float(A.sigmoid_derivative(5.0))
+    s0, s5 = float(A.sigmoid_derivative(jnp.asarray(0.0))), float(A.sigmoid_derivative(jnp.asarray(5.0)))
     res["claims"].append(
         claim(
             "sigmoid saturates: its slope is at most 1/4 and nearly 0 for |z| >= 5",

@@ -71,9 +71,11 @@ def run(quick: bool = True, out: str | None = None) -> dict:
         claim("the handwritten layer-by-layer backprop equals jax.grad", err < 1e-4, f"max relative error {err:.1e}")
     )
     ex = example.worked_example(2.0, 5.0)
+    model, params, state, x, y = mlp_loss_graph()
+    _graph_args = (model, params, state, x, y)
     dots = {
         "worked_example": draw.to_dot(ex.y, title="y = ln(x1) + x1 x2 - sin(x2) at x1=2, x2=5", rankdir="LR"),
-        "mlp_loss": draw.loss_graph_dot(*mlp_loss_graph(), LOSS, expand_calls=False),
+        "mlp_loss": draw.loss_graph_dot(*_graph_args, LOSS, expand_calls=False),
     }
     captions = {
         "worked_example": "The worked example node by node: operation, forward value and adjoint dy/dv.",

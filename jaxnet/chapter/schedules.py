@@ -27,7 +27,7 @@ def schedules(lr: float = 0.1) -> dict:
     }
 
 
-def plateau_run(epochs: int = 40) -> dict:
+def plateau_run(epochs: int = 40) -> list[dict]:
     """Digits with SGD at a high rate and ReduceOnPlateau(patience=3, factor=0.3): the per-epoch history."""
     rule = T.ReduceOnPlateau(patience=3, factor=0.3)
     fr = fit_digits(

@@ -9,6 +9,8 @@ except the ones with learned parameters (``kind="prelu"``, ``kind="elu"`` with
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax.numpy as jnp
 
 from jaxnet.nn import activations as A
@@ -166,7 +168,7 @@ def activation_layer(spec: str | Layer, *, where: str = "activation", dtype=None
         return spec
     if isinstance(spec, str):
         try:
-            factory = _BY_NAME[spec]
+            factory: Any = _BY_NAME[spec]
             return factory(dtype=dtype) if dtype is not None and spec in _WITH_DTYPE else factory()
         except KeyError:
             raise ValueError(f"{where}: unknown activation {spec!r}; expected one of {sorted(_BY_NAME)}") from None

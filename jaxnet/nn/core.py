@@ -105,7 +105,7 @@ def make_layer(
         except (ValueError, TypeError) as e:
             # the layer's own message (it starts with its name) about its input, not a raw JAX error
             if getattr(e, "jaxnet_input_error", False) or str(e).startswith(name):
-                e.jaxnet_input_error = True
+                e.jaxnet_input_error = True  # type: ignore[union-attr]  # a mark read by enclosing layers
                 raise
         except Exception:  # KeyError, IndexError...: what params of another structure cause
             pass

@@ -29,7 +29,8 @@ def pool_geometry(cfg: dict, shape) -> tuple[tuple, tuple, tuple]:
     spat = spatial_axes(rank, cfg["channels_first"])
     sizes = [shape[a] for a in spat]
     pads = explicit_pads(cfg["padding"], sizes, cfg["window"], cfg["strides"])
-    dims, strides, padding = [1] * len(shape), [1] * len(shape), [(0, 0)] * len(shape)
+    dims, strides = [1] * len(shape), [1] * len(shape)
+    padding: list[tuple[int, ...]] = [(0, 0)] * len(shape)
     for a, k, s, p in zip(spat, cfg["window"], cfg["strides"], pads, strict=True):
         dims[a], strides[a], padding[a] = k, s, tuple(p)
     return tuple(dims), tuple(strides), tuple(padding)

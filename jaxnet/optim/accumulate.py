@@ -22,7 +22,7 @@ class AccumulateState(NamedTuple):
       inner: the wrapped optimizer's state (it advances once per ``every`` micro-batches).
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax's states do
     grad_sum: Any
     inner: Any
 

@@ -59,7 +59,7 @@ def check_state(owner: str, state, cls: type, grads, *, hyper_names: tuple | Non
             f"{cls.__name__} that {owner}'s init(params) returns"
         )
     if hyper_names is not None:
-        names = tuple(getattr(state.hyper, "names", ()))
+        names = tuple(getattr(getattr(state, "hyper", None), "names", ()))
         if names != tuple(hyper_names):
             raise ValueError(
                 f"{owner}.update: the state stores hyperparameters {list(names)}, this {owner} stores "
@@ -81,7 +81,7 @@ def check_state(owner: str, state, cls: type, grads, *, hyper_names: tuple | Non
                 f"{owner} built with other options"
             )
         s_leaves, s_def = jax.tree_util.tree_flatten_with_path(value)
-        if s_def != g_def:
+        if s_def != g_def:  # type: ignore[operator]  # PyTreeDef compares by structure
             raise ValueError(
                 f"{owner}.update: opt_state.{field} has the structure {s_def}, the gradients {g_def}: "
                 "a state of another model's params"

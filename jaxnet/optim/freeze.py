@@ -101,7 +101,7 @@ def _multi(transforms: Mapping[str, Any], labels, *, owner: str, allow_unused: b
 
     def update(grads, state, params=None):
         full = check(grads)
-        treedef = jax.tree_util.tree_structure(grads)
+        treedef: Any = jax.tree_util.tree_structure(grads)
         labs = treedef.flatten_up_to(full)
         out = [None] * len(labs)
         new_states = {}

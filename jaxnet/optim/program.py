@@ -15,6 +15,7 @@ identity of its ``init`` and ``update`` functions: reuse the object to reuse its
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import jax
 import numpy as np
@@ -74,7 +75,7 @@ class ProgramRef:
         key = program_key(obj)
         if key is None:
             key = ("identity", id(getattr(obj, "init", obj)), id(getattr(obj, "update", obj)))
-        self._key = key
+        self._key: Any = key
 
     def __hash__(self):
         return hash(self._key)
