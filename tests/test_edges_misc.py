@@ -130,7 +130,7 @@ def test_evaluate_batch_size_zero():
 @pytest.mark.parametrize(
     "kw, error, words",
     [
-        ({"optimizer": "adam"}, TypeError, r"fit_ensemble: optimizer must be an Optimizer\(init, update\).*'adam'"),
+        ({"optimizer": "adam"}, TypeError, r"fit_ensemble: optimizer must be an Optimizer.*got 'adam' \(str\)"),
         ({"epochs_per_call": 0}, ValueError, r"fit_ensemble: epochs_per_call must be a positive int, got 0"),
         ({"eval_batch_size": 0}, ValueError, r"fit_ensemble: eval_batch_size must be a positive int, got 0"),
         ({"early_stopping": "val_loss"}, TypeError, r"fit_ensemble: early_stopping must be an EarlyStopping"),

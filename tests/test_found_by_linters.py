@@ -21,9 +21,9 @@ def test_chain_rejects_the_state_of_a_shorter_chain():
     long = O.chain(O.sgd(0.1), O.clip_by_value(0.5))
     with pytest.raises(TypeError, match=r"chain\.update: expected the ChainState of 2 transforms"):
         long.update(GRADS, short.init(PARAMS), PARAMS)
-    with pytest.raises(ValueError, match=r"got 2 states"):
+    with pytest.raises(TypeError, match=r"got 2 states"):
         short.update(GRADS, long.init(PARAMS), PARAMS)
-    with pytest.raises(ValueError, match=r"got dict"):
+    with pytest.raises(TypeError, match=r"got dict"):
         long.update(GRADS, {}, PARAMS)
 
 

@@ -33,8 +33,8 @@ from jaxnet.nn.conv import conv_geometry, dimension_numbers, effective, spatial_
 from jaxnet.nn.pooling import avg_pool_counts, pool_geometry
 
 
-def _forward_keep(layer, params, state, x, key, train):
-    y, new_state = layer.apply(params, state, x, key=key, train=train)
+def _forward_keep(layer, params, state, x, key, train, mask=None):
+    y, new_state = layer.apply(params, state, x, key=key, train=train, mask=mask)
     return y, new_state, (jnp.asarray(x), y)
 
 

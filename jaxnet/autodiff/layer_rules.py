@@ -30,8 +30,8 @@ def _sub_key(key, i, sub):
     return jax.random.fold_in(key, i) if (key is not None and sub.needs_key) else None
 
 
-def _keep_input(layer, params, state, x, key, train):
-    y, new_state = layer.apply(params, state, x, key=key, train=train)
+def _keep_input(layer, params, state, x, key, train, mask=None):
+    y, new_state = layer.apply(params, state, x, key=key, train=train, mask=mask)
     return y, new_state, x
 
 
@@ -91,8 +91,8 @@ def _fanout_backward(layer, params, x, g):
     return total, {}
 
 
-def _fanin_sum_forward(layer, params, state, x, key, train):
-    y, new_state = layer.apply(params, state, x, key=key, train=train)
+def _fanin_sum_forward(layer, params, state, x, key, train, mask=None):
+    y, new_state = layer.apply(params, state, x, key=key, train=train, mask=mask)
     return y, new_state, len(x)
 
 
@@ -100,8 +100,8 @@ def _fanin_sum_backward(layer, params, n, g):
     return (g,) * n, {}
 
 
-def _fanin_concat_forward(layer, params, state, x, key, train):
-    y, new_state = layer.apply(params, state, x, key=key, train=train)
+def _fanin_concat_forward(layer, params, state, x, key, train, mask=None):
+    y, new_state = layer.apply(params, state, x, key=key, train=train, mask=mask)
     ax = layer.config["axis"] % y.ndim
     return y, new_state, (ax, [xi.shape[ax] for xi in x])
 
@@ -115,11 +115,11 @@ def _fanin_concat_backward(layer, params, saved, g):
     return tuple(out), {}
 
 
-def _parallel_forward(layer, params, state, x, key, train):
+def _parallel_forward(layer, params, state, x, key, train, mask=None):
     keys = layer_keys(layer.layers)
     ys, new_state, saved = [], {}, []
     for i, (k, sub, xi) in enumerate(zip(keys, layer.layers, x, strict=True)):
-        y, new_state[k], s = B._forward(sub, params[k], state[k], xi, _sub_key(key, i, sub), train)
+        y, new_state[k], s = B._forward(sub, params[k], state[k], xi, _sub_key(key, i, sub), train, mask)
         ys.append(y)
         saved.append(s)
     return tuple(ys), new_state, saved
@@ -134,10 +134,10 @@ def _parallel_backward(layer, params, saved, g):
     return tuple(dxs), grads
 
 
-def _residual_forward(layer, params, state, x, key, train):
+def _residual_forward(layer, params, state, x, key, train, mask=None):
     (k,) = layer_keys(layer.layers)
     (block,) = layer.layers
-    fx, new, saved = B._forward(block, params[k], state[k], x, _sub_key(key, 0, block), train)
+    fx, new, saved = B._forward(block, params[k], state[k], x, _sub_key(key, 0, block), train, mask)
     return x + fx, {k: new}, saved
 
 

@@ -44,7 +44,8 @@ def as_optimizer(obj, *, owner: str = "optimizer") -> Optimizer:
         return obj
     if is_optimizer(obj):
         return Optimizer(obj.init, obj.update)
+    hint = f"; build one, e.g. jaxnet.optim.{obj}(1e-3)" if isinstance(obj, str) else ""
     raise TypeError(
         f"{owner} must be an Optimizer: an object with init(params) and update(grads, state, params) "
-        f"(a jaxnet optimizer or an optax GradientTransformation), got {type(obj).__name__}"
+        f"(a jaxnet optimizer or an optax GradientTransformation), got {obj!r:.80} ({type(obj).__name__}){hint}"
     )
