@@ -17,6 +17,7 @@ from jaxnet.nn.activation_layers import (
     Tanh,
     activation_layer,
 )
+from jaxnet.nn.attention import MultiHeadAttention, attention_weights, dot_product_attention
 from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
@@ -36,12 +37,16 @@ from jaxnet.nn.losses import (
     squared_error,
 )
 from jaxnet.nn.normalization import BatchNorm
+from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions, apply_rope, sinusoidal_table
+from jaxnet.nn.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNNCell, initial_carry
 from jaxnet.nn.summary import ModelSummary, SummaryRow, summary, tree_summary
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
     "MLP",
+    "RNN",
     "BatchNorm",
+    "Bidirectional",
     "Dense",
     "Dropout",
     "Elu",
@@ -50,19 +55,25 @@ __all__ = [
     "FanInSum",
     "FanOut",
     "Flatten",
+    "GRUCell",
     "Gelu",
     "Identity",
+    "LSTMCell",
     "LayerNorm",
     "LeakyRelu",
+    "LearnedPositions",
     "LogSoftmax",
     "LogisticRegression",
     "ModelSummary",
+    "MultiHeadAttention",
     "PRelu",
     "RMSNorm",
     "Relu",
     "Reshape",
     "Sigmoid",
     "Silu",
+    "SimpleRNNCell",
+    "SinusoidalPositions",
     "Softmax",
     "Softplus",
     "Step",
@@ -72,11 +83,15 @@ __all__ = [
     "accuracy",
     "activation_layer",
     "activations",
+    "apply_rope",
+    "attention_weights",
     "binary_accuracy",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "dot_product_attention",
     "dropout_mask",
     "get_loss",
+    "initial_carry",
     "initializers",
     "intermediates",
     "layer_keys",
@@ -85,6 +100,7 @@ __all__ = [
     "parallel",
     "residual",
     "serial",
+    "sinusoidal_table",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
     "squared_error",
