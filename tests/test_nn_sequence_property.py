@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxnet.nn import RNN, Bidirectional, GRUCell, LSTMCell, MultiHeadAttention, SimpleRNNCell
+from jaxnet.nn import RNN, Bidirectional, GRUCell, LSTMCell, MultiHeadAttention, SimpleRNNCell, TransformerBlock
 
 T, F = 6, 4
 SETTINGS = settings(
@@ -86,12 +86,20 @@ def test_bidirectional(x64, lengths, seed, return_sequences):
     check_property(layer, lengths, seed, sequences=return_sequences)
 
 
+@pytest.mark.slow
+@settings(SETTINGS, max_examples=4)
+@given(lengths=lengths_st, seed=st.integers(0, 2**16), causal=st.booleans(), norm=st.sampled_from(["pre", "post"]))
+def test_transformer_block(x64, lengths, seed, causal, norm):
+    check_property(TransformerBlock(2, 8, causal=causal, norm=norm, rope=seed % 2 == 1), lengths, seed)
+
+
 FIXED = {
     "attention_causal_gqa": lambda: MultiHeadAttention(2, num_kv_heads=1, causal=True, rope=True),
     "simple_rnn_reverse": lambda: RNN(SimpleRNNCell(3), reverse=True, return_state=True),
     "lstm_last_step": lambda: RNN(LSTMCell(3), return_sequences=False, return_state=True),
     "gru": lambda: RNN(GRUCell(3), return_state=True),
     "bidirectional": lambda: Bidirectional(RNN(LSTMCell(3)), RNN(GRUCell(2), reverse=True)),
+    "transformer_block_post_norm": lambda: TransformerBlock(2, 8, causal=True, norm="post"),
 }
 
 

@@ -40,6 +40,7 @@ from jaxnet.nn.normalization import BatchNorm
 from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions, apply_rope, sinusoidal_table
 from jaxnet.nn.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNNCell, initial_carry
 from jaxnet.nn.summary import ModelSummary, SummaryRow, summary, tree_summary
+from jaxnet.nn.transformer import TransformerBlock, transformer_lm
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "Step",
     "SummaryRow",
     "Tanh",
+    "TransformerBlock",
     "WindowBatchNorm",
     "accuracy",
     "activation_layer",
@@ -105,6 +107,7 @@ __all__ = [
     "softmax_cross_entropy_with_integer_labels",
     "squared_error",
     "summary",
+    "transformer_lm",
     "tree_summary",
     "window_statistics",
     "xor_network",
