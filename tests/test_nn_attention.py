@@ -73,6 +73,14 @@ def test_unbatched_layout_and_jax_reference(rng):
     np.testing.assert_allclose(dot_product_attention(q[0], k[0], v[0]), ours[0], rtol=1e-6, atol=1e-6)
 
 
+def test_agrees_with_jax_nn_on_causal_grouped_padded_float32(rng):
+    q, k, v = (a.astype(np.float32) for a in _qkv(rng, t=6, s=6, kv=2))
+    mask = (np.arange(6)[None] < np.array([[6], [4]]))[:, None, None, :]
+    f = jax.jit(lambda q, k, v: dot_product_attention(q, k, v, mask=mask, is_causal=True))
+    want = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True)
+    np.testing.assert_allclose(f(q, k, v), want, rtol=1e-5, atol=1e-5)
+
+
 def test_row_with_nothing_to_attend_is_zero_with_finite_grads(x64, rng):
     q, k, v = _qkv(rng)
     mask = np.ones((2, 1, 5, 6), bool)
