@@ -81,6 +81,7 @@ def test_learned_positions_adds_its_table_and_refuses_long_sequences(rng):
     x = jnp.asarray(rng.normal(size=(2, 4, 3)), jnp.float32)
     y, _ = model.apply(params, state, x, train=False)
     np.testing.assert_allclose(y, x + params["pos"]["embedding"][:4], rtol=1e-6)
+    assert LearnedPositions(8).init(jax.random.PRNGKey(0), (-1, -1, 3))[0] == (-1, -1, 3)  # any length up to 8
     msg = r"LearnedPositions\(8\).*: the sequence has 9 positions, more than max_len=8"
     with pytest.raises(ValueError, match=msg):
         LearnedPositions(8).init(jax.random.PRNGKey(0), (-1, 9, 3))

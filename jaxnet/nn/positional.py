@@ -84,8 +84,8 @@ def sinusoidal_table(length: int, features: int, base: float = 10000.0, dtype=jn
 def _check_seq(display: str, shape, where: str, max_len: int | None) -> None:
     if len(shape) != 3:
         raise ValueError(f"{display}{where} expected input of shape [batch, time, features], got {tuple(shape)}")
-    if shape[-1] == -1 or shape[1] == -1:
-        raise ValueError(f"{display}{where}: the time and features axes must be known, got {tuple(shape)}")
+    if shape[-1] == -1:
+        raise ValueError(f"{display}{where}: the features axis must be known, got {tuple(shape)}")
     if max_len is not None and shape[1] > max_len:
         raise ValueError(
             f"{display}{where}: the sequence has {shape[1]} positions, more than max_len={max_len}; "
