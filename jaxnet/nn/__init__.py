@@ -17,6 +17,7 @@ from jaxnet.nn.activation_layers import (
     Tanh,
     activation_layer,
 )
+from jaxnet.nn.attention import MultiHeadAttention, attention_weights, dot_product_attention
 from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
@@ -38,13 +39,18 @@ from jaxnet.nn.losses import (
 )
 from jaxnet.nn.normalization import BatchNorm
 from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
+from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions, apply_rope, sinusoidal_table
+from jaxnet.nn.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNNCell, initial_carry
 from jaxnet.nn.summary import ModelSummary, SummaryRow, summary, tree_summary
+from jaxnet.nn.transformer import TransformerBlock, transformer_lm
 from jaxnet.nn.xor import xor_network, xor_table
 
 __all__ = [
     "MLP",
+    "RNN",
     "AvgPool",
     "BatchNorm",
+    "Bidirectional",
     "Conv",
     "ConvTranspose",
     "Dense",
@@ -55,36 +61,47 @@ __all__ = [
     "FanInSum",
     "FanOut",
     "Flatten",
+    "GRUCell",
     "Gelu",
     "GlobalAvgPool",
     "GlobalMaxPool",
     "Identity",
+    "LSTMCell",
     "LayerNorm",
     "LeakyRelu",
+    "LearnedPositions",
     "LogSoftmax",
     "LogisticRegression",
     "MaxPool",
     "ModelSummary",
+    "MultiHeadAttention",
     "PRelu",
     "RMSNorm",
     "Relu",
     "Reshape",
     "Sigmoid",
     "Silu",
+    "SimpleRNNCell",
+    "SinusoidalPositions",
     "Softmax",
     "Softplus",
     "Step",
     "SummaryRow",
     "Tanh",
+    "TransformerBlock",
     "WindowBatchNorm",
     "accuracy",
     "activation_layer",
     "activations",
+    "apply_rope",
+    "attention_weights",
     "binary_accuracy",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "dot_product_attention",
     "dropout_mask",
     "get_loss",
+    "initial_carry",
     "initializers",
     "intermediates",
     "layer_keys",
@@ -93,10 +110,12 @@ __all__ = [
     "parallel",
     "residual",
     "serial",
+    "sinusoidal_table",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
     "squared_error",
     "summary",
+    "transformer_lm",
     "tree_summary",
     "window_statistics",
     "xor_network",
