@@ -20,7 +20,6 @@ PyTorch's packed sequences).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -70,11 +69,12 @@ def _check_step(display: str, params, step, lstm: bool):
                 f"{display} expected the carry (h, c) with shapes {want}, got {tuple(h.shape)} and {tuple(c.shape)}"
             )
         return h, c, x
-    h: Any = jnp.asarray(carry) if not isinstance(carry, (tuple, list)) else None
-    if h is None or h.shape != want:
-        got = "a tuple" if h is None else tuple(h.shape)
-        raise ValueError(f"{display} expected the carry h of shape {want}, got {got}")
-    return h, None, x
+    if isinstance(carry, (tuple, list)):
+        raise ValueError(f"{display} expected the carry h of shape {want}, got a tuple")
+    h1 = jnp.asarray(carry)
+    if h1.shape != want:
+        raise ValueError(f"{display} expected the carry h of shape {want}, got {tuple(h1.shape)}")
+    return h1, None, x
 
 
 def _uniform_default(w_init, hidden: int, display: str):
