@@ -115,7 +115,7 @@ def check_grads(
       raise_on_error: raise on the first path above tolerance (else only report).
 
     A model with a layer that has no handwritten rule (a custom layer, or a kind not in
-    :data:`~jaxnet.autodiff.backprop.RULES`) is still checked: ``jax.grad`` against finite
+    ``jaxnet.autodiff.backprop.RULES``) is still checked: ``jax.grad`` against finite
     differences only. A :class:`UserWarning` names the layer and says the handwritten column
     is absent, and every ``handwritten`` entry of the report is ``nan``.
 

@@ -97,7 +97,7 @@ def render(dot_source: str, path: str, *, format: str | None = None, engine: str
       dot_source: DOT text (from :func:`to_dot` or :func:`jaxpr_to_dot`).
       path: output file; its extension picks the format unless ``format`` is given.
       format: ``"svg"``, ``"png"`` or ``"pdf"``.
-      engine: ``"dot"`` (Graphviz), ``"matplotlib"`` (:func:`jaxnet.autodiff.plot.save_dot`,
+      engine: ``"dot"`` (Graphviz), ``"matplotlib"`` (``jaxnet.autodiff.plot.save_dot``,
         a layered drawing) or ``"auto"`` (``dot`` when on ``PATH``, else matplotlib).
 
     Returns:

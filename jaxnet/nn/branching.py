@@ -167,7 +167,9 @@ def FanOut(n: int, *, name: str | None = None) -> Layer:
 
 
 def FanInSum(*, name: str | None = None) -> Layer:
-    """Sum the branches: ``(x_0, ..., x_{n-1}) -> x_0 + ... + x_{n-1}``; all must have the same shape.
+    """Sum the branches elementwise into one output; all must have the same shape.
+
+    ``(x_0, x_1, x_2) -> x_0 + x_1 + x_2`` for three branches, and likewise for any number.
 
     Raises:
       ValueError: at init or apply, for branches of different shapes (no silent broadcasting).

@@ -23,6 +23,7 @@ from jaxnet.train.epoch import make_train_epoch
 from jaxnet.train.fit import FitResult, NonFiniteWarning, evaluate, fit
 from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.parallel import (
+    ParallelStep,
     batch_sharding,
     data_mesh,
     make_parallel_train_step,
@@ -45,6 +46,7 @@ __all__ = [
     "FitResult",
     "History",
     "NonFiniteWarning",
+    "ParallelStep",
     "PlateauState",
     "Policy",
     "ReduceOnPlateau",

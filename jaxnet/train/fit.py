@@ -50,13 +50,13 @@ class FitResult(NamedTuple):
 
     @property
     def params_epoch(self) -> int:
-        """The epoch (1-based; 0: untrained) whose end ``params`` and ``state`` are from."""
+        """The 1-based epoch whose end ``params`` and ``state`` are from (0 before any training)."""
         best = self.history.best_epoch
         return int(best) if best is not None else self.epoch
 
     @property
     def opt_state_epoch(self) -> int:
-        """The epoch (1-based; 0: untrained) whose end ``opt_state`` is from: always the last one run."""
+        """The 1-based epoch whose end ``opt_state`` is from (always the last one run; 0 before any training)."""
         return self.epoch
 
     @property
@@ -276,7 +276,7 @@ def fit(
       mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (:func:`~jaxnet.train.parallel.data_mesh`):
         data-parallel training, each step's batch split over the devices (``batch_size`` must be
         a multiple of their number), params replicated; across processes after
-        :func:`~jaxnet.train.distributed.initialize`.
+        ``jaxnet.train.distributed.initialize``.
       reduce_on_plateau: a :class:`~jaxnet.train.plateau.ReduceOnPlateau` rule: cut the learning
         rate (held in the optimizer state, so nothing recompiles) when its monitor stops
         improving; each record then also holds ``learning_rate``.

@@ -24,7 +24,7 @@ class EarlyStopping:
       patience: epochs without improvement before stopping (>= 1).
       min_delta: the smallest change that counts as an improvement (>= 0).
       mode: ``"min"`` (smaller is better), ``"max"`` (larger is better) or ``"auto"``: inferred
-        only for names it knows (see :func:`infer_mode`): losses, errors, ``mse``/``mae``/``rmse``
+        only for names it knows (see ``infer_mode``): losses, errors, ``mse``/``mae``/``rmse``
         -> ``"min"``; accuracy, ``auc``, ``f1``, precision, recall -> ``"max"``. Any other
         monitor needs an explicit ``mode``.
       restore_best: return the parameters and state of the best epoch.

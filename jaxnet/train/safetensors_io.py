@@ -121,7 +121,7 @@ def save_safetensors(path: str | os.PathLike, params: Any, *, metadata: Mapping[
 
     Raises:
       ImportError: when the ``safetensors`` package is missing (names the extra).
-      ValueError: for names that cannot be dotted (see :func:`flat_names`).
+      ValueError: for names that cannot be dotted (see ``flat_names``).
       TypeError: for a leaf whose dtype safetensors cannot hold, or non-string metadata.
     """
     st = _safetensors()
