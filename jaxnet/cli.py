@@ -28,7 +28,7 @@ LOSS = "softmax_cross_entropy_with_integer_labels"
 
 def _hidden(text: str):
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--hidden must be comma-separated ints such as 256,128, got {text!r}"
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser(
         "train",
-        help="train an MLP and write history, learning curve and checkpoint",
-        description="Train an MLP classifier; writes history.json, learning_curve.png and "
+        help="train an MLP or a CNN and write history, learning curve and checkpoint",
+        description="Train an MLP or CNN classifier; writes history.json, learning_curve.png and "
         "checkpoint.npz to --out and prints the test accuracy.",
     )
     t.add_argument("--data", default="digits", help=f"dataset: {DATASETS} (default: digits)")
@@ -465,6 +465,11 @@ def train(args: argparse.Namespace) -> dict:
     cfg = _settings(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"jaxnet train: --out must be a directory, got the file {args.out!r}")
+    for flag in ("val", "test"):
+        if not 0.0 <= cfg[flag] < 1.0:
+            raise ValueError(f"jaxnet train: --{flag} must be a fraction in [0, 1), got {cfg[flag]}")
+    if cfg["val"] + cfg["test"] >= 1.0:
+        raise ValueError(f"jaxnet train: --val {cfg['val']} and --test {cfg['test']} leave no training data")
     if cfg["patience"] > 0 and not cfg["val"] > 0:
         raise ValueError(
             f"jaxnet train: --patience {cfg['patience']} needs validation data to watch, but --val is "

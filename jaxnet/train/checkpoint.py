@@ -251,6 +251,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.nd
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"read_checkpoint: no checkpoint at {path!r}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"read_checkpoint: {path!r} is not a jaxnet checkpoint (a .npz zip archive written by save_checkpoint)"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}

@@ -33,6 +33,7 @@ from jaxnet.train.distributed import check_mesh, replicate_global
 from jaxnet.train.fit import _positive_int, _Progress, check_data, check_model_fits, pad_batches, split_validation
 from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.precision import get_policy
+from jaxnet.train.step import check_metrics
 from jaxnet.types import Array, Layer, Optimizer, OptState, Params, State, check_key
 
 
@@ -144,6 +145,7 @@ def fit_ensemble(
     if not isinstance(model, Layer):
         raise TypeError(f"{where}: model must be a Layer (for different architectures train each and use a list)")
     optimizer = as_optimizer(optimizer, owner=f"{where}: optimizer")
+    check_metrics(metrics)
     members = _positive_int(where, "members", members)
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)

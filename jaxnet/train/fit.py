@@ -19,6 +19,7 @@ from jaxnet.train.history import EarlyStopping, History
 from jaxnet.train.plateau import PlateauState, ReduceOnPlateau, current_value, plateau_step
 from jaxnet.train.plateau import cut as cut_lr
 from jaxnet.train.precision import get_policy
+from jaxnet.train.step import check_metrics
 from jaxnet.types import Array, Layer, Optimizer, OptState, Params, State, check_key
 
 
@@ -295,6 +296,7 @@ def fit(
     if not isinstance(model, Layer):
         raise TypeError(f"fit: model must be a Layer, got {type(model).__name__}")
     optimizer = as_optimizer(optimizer, owner="fit: optimizer")
+    check_metrics(metrics)
     epochs = _positive_int(where, "epochs", epochs)
     batch_size = _positive_int(where, "batch_size", batch_size)
     epochs_per_call = _positive_int(where, "epochs_per_call", epochs_per_call)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +58,13 @@ def _metric_by_name(fn):
     return known[fn]
 
 
-def _check_metrics(metrics) -> dict:
+def check_metrics(metrics: Any) -> dict:
+    """``metrics`` as a dict name -> callable (names such as ``"accuracy"`` resolved), or a clear error."""
+    if metrics is not None and not hasattr(metrics, "items"):
+        raise TypeError(
+            f"metrics must be a mapping name -> metric (a callable or a name such as 'accuracy'), got {metrics!r:.80}; "
+            "e.g. metrics={'accuracy': 'accuracy'}"
+        )
     metrics = {name: _metric_by_name(fn) for name, fn in dict(metrics or {}).items()}
     for name, fn in metrics.items():
         if not callable(fn):
@@ -91,7 +98,7 @@ def train_step_fn(
     """
     optimizer = _check(model, optimizer)
     loss_fn = get_loss(loss)
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     if penalty is not None and not callable(penalty):
         raise TypeError(f"penalty must be a callable penalty(params) -> scalar, got {penalty!r}")
     if augment is not None and not callable(augment):
@@ -203,7 +210,7 @@ def eval_step_fn(
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a Layer, got {type(model).__name__}")
     loss_fn = get_loss(loss)
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
 
     def evaluate(params, state, batch):
         x, y, where = _unpack(batch)
