@@ -188,3 +188,19 @@ def test_review_findings_get_clear_errors(tmp_path, capsys):
             code = e.code
         assert code == 2
         assert re.search(words, capsys.readouterr().err), argv
+
+
+def test_fit_with_another_models_params_blames_the_params():
+    from jaxnet import train
+
+    m5, m2 = jn.MLP([8, 5]), jn.MLP([8, 2])
+    _, p, s = m5.init(jax.random.PRNGKey(0), (-1, 4))
+    opt = optim.sgd(0.1)
+    data = (jnp.ones((8, 4)), jnp.zeros(8, jnp.int32))
+    with pytest.raises(
+        ValueError, match=r"fit: the params or state given \(init=\.\.\.\) are not this model's.*dense_2"
+    ):
+        train.fit(
+            m2, "softmax_cross_entropy_with_integer_labels", opt, data,
+            init=(p, s, opt.init(p)), epochs=1, batch_size=4, key=jax.random.PRNGKey(0), progress=False,
+        )  # fmt: skip

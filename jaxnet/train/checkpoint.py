@@ -251,7 +251,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.nd
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"read_checkpoint: no checkpoint at {path!r}")
-    if not zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # not even the start of a zip archive (a truncated one still starts so)
         raise CheckpointError(
             f"read_checkpoint: {path!r} is not a jaxnet checkpoint (a .npz zip archive written by save_checkpoint)"
         )

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.nn.core import ParamsMismatchError
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.interop import as_optimizer
 from jaxnet.train import epoch as E
@@ -100,6 +101,8 @@ def check_model_fits(
     name = getattr(loss_fn, "__name__", repr(loss_fn))
     try:
         out = jax.eval_shape(lambda p, s, a: model.apply(p, s, a, train=False)[0], params, state, x[:2])
+    except ParamsMismatchError as e:  # the params/state are another model's: say that, not "the input"
+        raise ParamsMismatchError(f"{where}: the params or state given (init=...) are not this model's: {e}") from None
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"{where}: the model {model.name} cannot take inputs of shape {tuple(x.shape[1:])} (per sample): {e}"
