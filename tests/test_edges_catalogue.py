@@ -309,6 +309,16 @@ def _(tmp_path):
     jn.save_checkpoint(tmp_path / "d.npz", params=P)
 
 
+@case("ckpt-path-is-plain-directory", IsADirectoryError, r"is a directory; give a file name")
+def _(tmp_path):
+    # a directory without the suffix: once wrote DIR.npz beside it
+    (tmp_path / "runs").mkdir()
+    try:
+        jn.save_checkpoint(tmp_path / "runs", params=P)
+    finally:
+        assert not (tmp_path / "runs.npz").exists()
+
+
 @case("ckpt-missing-file", FileNotFoundError, r"no checkpoint at")
 def _(tmp_path):
     jn.load_checkpoint(tmp_path / "none.npz", params=P)

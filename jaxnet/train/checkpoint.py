@@ -177,6 +177,7 @@ def save_checkpoint(
       CheckpointError/TypeError: for a dtype ``.npz`` cannot hold without pickling, or
         history/config that are not JSON-serializable.
       TypeError/ValueError: for a ``step`` that is not a whole number >= 0, or a bad ``key``.
+      IsADirectoryError: when ``path`` names a directory (rather than writing ``DIR.npz`` beside it).
     """
     if isinstance(step, bool) or not isinstance(step, (numbers.Integral, np.integer)):
         if isinstance(step, (float, np.floating)) and float(step).is_integer():
@@ -186,6 +187,8 @@ def save_checkpoint(
     if step < 0:
         raise ValueError(f"save_checkpoint: step must be >= 0, got {step}")
     path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise IsADirectoryError(f"save_checkpoint: {path!r} is a directory; give a file name, e.g. {path!r}/ckpt.npz")
     if not path.endswith(".npz"):
         path += ".npz"
     arrays: dict[str, np.ndarray] = {}
