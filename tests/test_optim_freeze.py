@@ -153,3 +153,31 @@ def test_freeze_state_checkpoints_and_restores(tmp_path):
     path = T.save_checkpoint(tmp_path / "ck", params=params, opt_state=state)
     back = T.load_checkpoint(path, params=params, opt_state=opt.init(params))
     chex.assert_trees_all_equal(back.opt_state, state)
+
+
+def _head(path, leaf):
+    return path[0] == "dense_2"
+
+
+TWO = {"dense_0": {"w": jnp.ones((2, 2))}, "dense_2": {"w": jnp.ones((2, 2))}}
+
+
+@pytest.mark.parametrize("make", [lambda m: O.freeze(m, O.sgd(0.1)), lambda m: O.add_decayed_weights(1e-2, mask=m)])
+def test_a_path_predicate_given_as_a_mask_says_to_wrap_it(make):
+    with pytest.raises(TypeError, match=r"mask is a function of 2 arguments \(path, leaf\).*path_mask"):
+        make(_head).init(TWO)
+
+
+def test_the_wrapped_path_predicate_freezes_what_it_selects():
+    frozen = O.freeze(O.path_mask(_head), O.sgd(0.1))
+    updates, _ = frozen.update(TWO, frozen.init(TWO), TWO)
+    np.testing.assert_array_equal(updates["dense_2"]["w"], 0.0)
+    np.testing.assert_array_equal(updates["dense_0"]["w"], np.float32(-0.1))
+
+
+def test_multi_transform_labels_of_two_arguments_say_so():
+    def label(path, leaf):
+        return "a"
+
+    with pytest.raises(TypeError, match=r"labels is a function of 2 arguments.*tree_map_with_path"):
+        O.multi_transform({"a": O.sgd(0.1)}, label).init(TWO)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.interop import as_optimizer
-from jaxnet.optim.masks import _key_name, fill_empty, resolve_mask
+from jaxnet.optim.masks import _check_mask_function, _key_name, fill_empty, resolve_mask
 from jaxnet.optim.program import program_key, static_key, with_program_key
 from jaxnet.types import Optimizer
 
@@ -49,6 +49,7 @@ class MultiTransformState(NamedTuple):
 def _resolve_labels(tree, labels, owner: str):
     """The labels as a pytree of strings with exactly ``tree``'s structure."""
     if callable(labels):
+        _check_mask_function(labels, owner, "labels")
         labels = labels(tree)
 
     def expand(label, sub):

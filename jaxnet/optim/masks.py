@@ -11,6 +11,7 @@ A mask is one of
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,26 @@ def fill_empty(prefix, tree):
     return prefix
 
 
+def _check_mask_function(fn: Callable, owner: str, argname: str) -> None:
+    """Reject a function that needs two arguments: a ``(path, leaf)`` predicate given where a mask is meant."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and some callables have no signature: let the call decide
+        return
+    required = [
+        p
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    if len(required) >= 2:
+        raise TypeError(
+            f"{owner}: {argname} is a function of {len(required)} arguments "
+            f"({', '.join(p.name for p in required)}); a {argname} function takes the params tree alone. "
+            f"For a predicate on each leaf's path, wrap it: path_mask(lambda path, leaf: ...), or "
+            f"jax.tree_util.tree_map_with_path for labels"
+        )
+
+
 def resolve_mask(params: Params, mask: Any, *, owner: str, argname: str = "mask", allow_empty: bool = False) -> Any:
     """Expand ``mask`` to a pytree of Python bools with exactly the params' structure.
 
@@ -86,11 +107,13 @@ def resolve_mask(params: Params, mask: Any, *, owner: str, argname: str = "mask"
       ValueError: if the mask's structure is not the params' structure or a prefix of it, or
         (unless ``allow_empty``) if it selects no leaf of non-empty params: a mask that
         silently does nothing is almost always a mask written for other parameter names.
-      TypeError: if a mask leaf is not a bool.
+      TypeError: if a mask leaf is not a bool, or the mask is a function of two arguments (a
+        ``(path, leaf)`` predicate that needs :func:`path_mask`).
     """
     if mask is None:
         return jax.tree_util.tree_map(lambda _: True, params)
     if callable(mask):
+        _check_mask_function(mask, owner, argname)
         mask = mask(params)
 
     def expand(m, sub):
