@@ -250,6 +250,11 @@ from jaxnet.autodiff.layer_rules import layer_rules  # noqa: E402
 
 RULES.update(layer_rules())
 
+# Attention, positions, the recurrent cells and RNN through time, Bidirectional and the transformers.
+from jaxnet.autodiff.seq_rules import seq_rules  # noqa: E402
+
+RULES.update(seq_rules())
+
 
 def check_supported(model: Layer, *, where: str = "backprop") -> None:
     """Raise ``ValueError`` naming the first layer (and its position) that has no handwritten rule."""

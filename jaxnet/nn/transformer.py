@@ -283,6 +283,13 @@ def transformer_lm(
         "max_len": max_len,
         "positions": positions,
         "tie_embeddings": tie_embeddings,
+        # the options of the blocks, for the handwritten backprop (jaxnet.autodiff.seq_rules) to rebuild them
+        "mlp_features": mlp_features,
+        "dropout": dropout,
+        "norm": norm,
+        "norm_kind": norm_kind,
+        "activation": activation,
+        "num_kv_heads": num_kv_heads,
     }
     return make_layer(
         display, init, apply, kind="transformer_lm", config=config, needs_key=dropout > 0, scope=name, uses_mask=True
