@@ -474,15 +474,18 @@ def _block_forward(layer, params, state, x, key, train, mask=None):
         out, _, saved[name] = B._forward(sub, p, {}, u, k, train, m)
         return out
 
+    def dropped(name, u, k):  # the block skips dropout at rate 0
+        return u if layer.config["dropout"] == 0.0 else run(name, parts["drop"], {}, u, k)
+
     def attend(u, k):
         a = run("attention", parts["attention"], params["attention"], u, _fold(k, 0), mask)
-        return run("drop_attention", parts["drop"], {}, a, _fold(k, 1))
+        return dropped("drop_attention", a, _fold(k, 1))
 
     def mlp(u, k):
         h = run("mlp_in", parts["mlp_in"], params["mlp_in"], u)
         h = run("act", parts["act"], {}, h)
         h = run("mlp_out", parts["mlp_out"], params["mlp_out"], h)
-        return run("drop_mlp", parts["drop"], {}, h, _fold(k, 2))
+        return dropped("drop_mlp", h, _fold(k, 2))
 
     k_attn, k_mlp = _fold(key, 0), _fold(key, 1)
     if layer.config["norm"] == "pre":
@@ -510,12 +513,15 @@ def _block_backward(layer, params, saved_all, g):
             grads[name] = gr
         return dx
 
+    def dropped_back(name, d):
+        return d if layer.config["dropout"] == 0.0 else back(name, parts["drop"], {}, d)
+
     def attend_back(d):
-        d = back("drop_attention", parts["drop"], {}, d)
+        d = dropped_back("drop_attention", d)
         return back("attention", parts["attention"], params["attention"], d)
 
     def mlp_back(d):
-        d = back("drop_mlp", parts["drop"], {}, d)
+        d = dropped_back("drop_mlp", d)
         d = back("mlp_out", parts["mlp_out"], params["mlp_out"], d)
         d = back("act", parts["act"], {}, d)
         return back("mlp_in", parts["mlp_in"], params["mlp_in"], d)
