@@ -118,7 +118,7 @@ def test_attention_core_matches_jax_vjp_with_gqa_causal_masks_and_dropout(x64):
         out = []
         for kw in cases:
             y, res = dot_product_attention_forward(q, kk, v, **kw)
-            want_y, vjp = jax.vjp(lambda a, b_, c: nn.dot_product_attention(a, b_, c, **kw), q, kk, v)
+            want_y, vjp = jax.vjp(lambda a, b_, c, kw=kw: nn.dot_product_attention(a, b_, c, **kw), q, kk, v)
             out.append((y, dot_product_attention_backward(res, g), want_y, vjp(g)))
         return out
 
@@ -217,8 +217,10 @@ def test_rnn_initial_carry_and_final_state_get_their_gradients(x64, cell):
     _, params, _ = layer.init(jax.random.PRNGKey(1), (B_, T_, F_))
     params = _f64(params, 2)
     rng = np.random.default_rng(6)
-    carry0 = jax.tree.map(lambda a: a + jnp.asarray(rng.normal(size=a.shape)), nn.initial_carry(cell, B_, jnp.float64))
-    g = (jnp.asarray(rng.normal(size=(B_, T_, 3))), jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), carry0))
+    zeros = nn.initial_carry(cell, B_, jnp.float64)
+    carry0 = jax.tree.map(lambda a: a + jnp.asarray(rng.normal(size=a.shape)), zeros)
+    g_final = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), carry0)
+    g = (jnp.asarray(rng.normal(size=(B_, T_, 3))), g_final)
 
     def both(p, x, c0):
         hw = _rule_vjp(layer, p, (x, c0), g, mask=mask)
@@ -243,7 +245,7 @@ def test_a_cell_alone(x64):
         out = []
         for cell, p, carry, g in zip(cells, params, carries, gs, strict=True):
             _, dx, dp = _rule_vjp(cell, p, (carry, x), g)
-            _, vjp = jax.vjp(lambda p, c, x: cell.apply(p, {}, (c, x), train=False)[0], p, carry, x)
+            _, vjp = jax.vjp(lambda p, c, x, cell=cell: cell.apply(p, {}, (c, x), train=False)[0], p, carry, x)
             want_p, want_c, want_x = vjp(g)
             out.append(((dx, dp), ((want_c, want_x), want_p)))
         return out
@@ -343,7 +345,8 @@ def test_supported_and_errors():
     check_supported(nn.serial(nn.RNN(nn.LSTMCell(2)), nn.TransformerBlock(1, 2), nn.LearnedPositions(4)))
     # a block without dropout trains without a key (it used to ask Dropout(0) for one)
     block = nn.TransformerBlock(2, 3)
-    y = jax.eval_shape(lambda p: block.apply(p, {}, jnp.ones((1, 2, 4)), train=True)[0], _param_shapes(block, (1, 2, 4))[0])
+    bp = _param_shapes(block, (1, 2, 4))[0]
+    y = jax.eval_shape(lambda p: block.apply(p, {}, jnp.ones((1, 2, 4)), train=True)[0], bp)
     assert y.shape == (1, 2, 4)
     model = nn.serial(nn.MultiHeadAttention(2, dropout=0.5), nn.Dense(2))
     x, ids = _data()
@@ -382,8 +385,15 @@ def _random_model(c):
     for blk in c["blocks"]:
         if blk == "mha":
             layers.append(
-                nn.MultiHeadAttention(heads, head_dim=2, num_kv_heads=kv, causal=c["causal"], rope=c["rope"],
-                                      dropout=c["dropout"], out_features=4)  # fmt: skip
+                nn.MultiHeadAttention(
+                    heads,
+                    head_dim=2,
+                    num_kv_heads=kv,
+                    causal=c["causal"],
+                    rope=c["rope"],
+                    dropout=c["dropout"],
+                    out_features=4,
+                )
             )
         elif blk == "learned":
             layers.append(nn.LearnedPositions(6))
@@ -396,8 +406,16 @@ def _random_model(c):
             layers.append(nn.Bidirectional(nn.RNN(CELLS[c["cell"]](2)), nn.RNN(other(2), reverse=True)))
         else:
             layers.append(
-                nn.TransformerBlock(heads, 5, dropout=c["dropout"], causal=c["causal"], norm=c["norm"],
-                                    norm_kind=c["norm_kind"], num_kv_heads=kv, rope=c["rope"])  # fmt: skip
+                nn.TransformerBlock(
+                    heads,
+                    5,
+                    dropout=c["dropout"],
+                    causal=c["causal"],
+                    norm=c["norm"],
+                    norm_kind=c["norm_kind"],
+                    num_kv_heads=kv,
+                    rope=c["rope"],
+                )
             )
     return nn.serial(*layers, nn.Dense(3))
 
