@@ -47,7 +47,6 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxnet.autodiff import backprop as B
 from jaxnet.nn.attention import _split_input, attention_weights
 from jaxnet.nn.dropout import dropout_mask
 from jaxnet.nn.positional import apply_rope
@@ -56,6 +55,19 @@ from jaxnet.types import Array
 __all__ = ["dot_product_attention_backward", "dot_product_attention_forward"]
 
 _FN = "dot_product_attention_forward"
+
+
+# jaxnet.autodiff.backprop registers this module's rules as it loads, so it is imported only when a rule runs.
+def _forward(layer, params, state, x, key, train, mask=None):
+    from jaxnet.autodiff.backprop import _forward as forward
+
+    return forward(layer, params, state, x, key, train, mask)
+
+
+def _backward(layer, params, saved, g):
+    from jaxnet.autodiff.backprop import _backward as backward
+
+    return backward(layer, params, saved, g)
 
 
 # --- the attention core --------------------------------------------------------------------------
@@ -471,7 +483,7 @@ def _block_forward(layer, params, state, x, key, train, mask=None):
     saved = {}
 
     def run(name, sub, p, u, k=None, m=None):
-        out, _, saved[name] = B._forward(sub, p, {}, u, k, train, m)
+        out, _, saved[name] = _forward(sub, p, {}, u, k, train, m)
         return out
 
     def dropped(name, u, k):  # the block skips dropout at rate 0
@@ -508,7 +520,7 @@ def _block_backward(layer, params, saved_all, g):
         g = jnp.where(token_mask, g, jnp.zeros((), g.dtype))
 
     def back(name, sub, p, d):
-        dx, gr = B._backward(sub, p, saved[name], d)
+        dx, gr = _backward(sub, p, saved[name], d)
         if name in params:
             grads[name] = gr
         return dx
@@ -571,16 +583,16 @@ def _lm_forward(layer, params, state, x, key, train, mask=None):
         raise TypeError(f"{layer.name} expected integer token ids, got dtype {x.dtype}; cast with .astype(jnp.int32)")
     embed, pos, block, final, head = _lm_parts(layer, params)
     saved = {}
-    h, _, saved["embedding"] = B._forward(embed, params["embedding"], {}, x, None, train, None)
+    h, _, saved["embedding"] = _forward(embed, params["embedding"], {}, x, None, train, None)
     if pos is not None:
-        h, _, saved["positions"] = B._forward(pos, params.get("positions", {}), {}, h, None, train, None)
+        h, _, saved["positions"] = _forward(pos, params.get("positions", {}), {}, h, None, train, None)
     for i in range(layer.config["num_layers"]):
-        h, _, saved[f"block_{i}"] = B._forward(block, params[f"block_{i}"], {}, h, _fold(key, i), train, mask)
+        h, _, saved[f"block_{i}"] = _forward(block, params[f"block_{i}"], {}, h, _fold(key, i), train, mask)
     if final is not None:
-        h, _, saved["norm"] = B._forward(final, params["norm"], {}, h, None, train, None)
+        h, _, saved["norm"] = _forward(final, params["norm"], {}, h, None, train, None)
     if head is None:
         return h @ params["embedding"]["embedding"].T, state, (saved, h)
-    y, _, saved["head"] = B._forward(head, params["head"], {}, h, None, train, None)
+    y, _, saved["head"] = _forward(head, params["head"], {}, h, None, train, None)
     return y, state, (saved, h)
 
 
@@ -593,16 +605,16 @@ def _lm_backward(layer, params, saved_all, g):
         d = g @ table.astype(g.dtype)
         tied = g.reshape(-1, g.shape[-1]).T @ h_last.reshape(-1, h_last.shape[-1])
     else:
-        d, grads["head"] = B._backward(head, params["head"], saved["head"], g)
+        d, grads["head"] = _backward(head, params["head"], saved["head"], g)
     if final is not None:
-        d, grads["norm"] = B._backward(final, params["norm"], saved["norm"], d)
+        d, grads["norm"] = _backward(final, params["norm"], saved["norm"], d)
     for i in reversed(range(layer.config["num_layers"])):
-        d, grads[f"block_{i}"] = B._backward(block, params[f"block_{i}"], saved[f"block_{i}"], d)
+        d, grads[f"block_{i}"] = _backward(block, params[f"block_{i}"], saved[f"block_{i}"], d)
     if pos is not None:
-        d, gp = B._backward(pos, params.get("positions", {}), saved["positions"], d)
+        d, gp = _backward(pos, params.get("positions", {}), saved["positions"], d)
         if "positions" in params:
             grads["positions"] = gp
-    dx, grads["embedding"] = B._backward(embed, params["embedding"], saved["embedding"], d)
+    dx, grads["embedding"] = _backward(embed, params["embedding"], saved["embedding"], d)
     if head is None:
         grads["embedding"] = {"embedding": grads["embedding"]["embedding"] + tied}
     return dx, {nm: grads[nm] for nm in params}
@@ -615,15 +627,17 @@ def _keep_input(layer, params, state, x, key, train, mask=None):
 
 def seq_rules() -> dict:
     """The rules of this module by layer kind, as :class:`~jaxnet.autodiff.backprop.Rule` values."""
+    from jaxnet.autodiff.backprop import Rule
+
     return {
-        "multi_head_attention": B.Rule(_mha_forward, _mha_backward),
-        "learned_positions": B.Rule(_keep_input, _learned_positions_backward),
-        "sinusoidal_positions": B.Rule(_keep_input, _sinusoidal_backward),
-        "simple_rnn_cell": B.Rule(_cell_forward, _cell_backward),
-        "lstm_cell": B.Rule(_cell_forward, _cell_backward),
-        "gru_cell": B.Rule(_cell_forward, _cell_backward),
-        "rnn": B.Rule(_rnn_forward, _rnn_backward),
-        "bidirectional": B.Rule(_bidirectional_forward, _bidirectional_backward),
-        "transformer_block": B.Rule(_block_forward, _block_backward),
-        "transformer_lm": B.Rule(_lm_forward, _lm_backward),
+        "multi_head_attention": Rule(_mha_forward, _mha_backward),
+        "learned_positions": Rule(_keep_input, _learned_positions_backward),
+        "sinusoidal_positions": Rule(_keep_input, _sinusoidal_backward),
+        "simple_rnn_cell": Rule(_cell_forward, _cell_backward),
+        "lstm_cell": Rule(_cell_forward, _cell_backward),
+        "gru_cell": Rule(_cell_forward, _cell_backward),
+        "rnn": Rule(_rnn_forward, _rnn_backward),
+        "bidirectional": Rule(_bidirectional_forward, _bidirectional_backward),
+        "transformer_block": Rule(_block_forward, _block_backward),
+        "transformer_lm": Rule(_lm_forward, _lm_backward),
     }
