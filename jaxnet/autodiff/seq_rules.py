@@ -1,6 +1,6 @@
 """Handwritten backprop for the sequence layers: attention, positions, recurrent cells through time, transformers.
 
-Registered into :data:`jaxnet.autodiff.backprop.RULES` by kind, like :mod:`~jaxnet.autodiff.layer_rules`;
+Registered into :data:`jaxnet.autodiff.RULES` by kind, like :mod:`~jaxnet.autodiff.layer_rules`;
 every rule is written from the layer's formula, without ``jax.grad``, ``jax.vjp`` or ``custom_vjp``.
 With ``g = dL/dy``:
 
@@ -24,7 +24,7 @@ With ``g = dL/dy``:
   gates; the backward pass is a reverse ``lax.scan`` over them carrying ``dL/dcarry`` (and, for
   ``return_sequences=False``, the gradient of the running "last real output"), summing each step's
   parameter gradients. A masked step keeps its carry, so it passes ``dL/dcarry`` through unchanged
-  and its cell gets no gradient. Per cell (``s = sigmoid``, ``' `` = the next step)::
+  and its cell gets no gradient. Per cell (``s = sigmoid``; a prime marks the step's new carry)::
 
       SimpleRNN: h' = act(a),  a = x Wi + h Wh + b;   da = dh' * act'(a)
       LSTM:      dc_tot = dc' + dh' o (1 - tanh(c')^2);  do = dh' tanh(c');  df = dc_tot c;
