@@ -254,11 +254,11 @@ def test_a_cell_alone(x64):
         _assert_trees_close(got, want, cell.kind)
 
 
-@pytest.mark.parametrize("merge", ["concat", "mul"])
-def test_bidirectional(x64, merge):
+def test_bidirectional(x64):
     x, ids = _data(5)
-    fwd, bwd = nn.RNN(nn.GRUCell(3)), nn.RNN(nn.LSTMCell(3), reverse=True)
-    model = nn.serial(nn.Bidirectional(fwd, bwd, merge=merge), nn.Dense(3))
+    first = nn.Bidirectional(nn.RNN(nn.GRUCell(3)), nn.RNN(nn.LSTMCell(3), reverse=True))  # concat
+    second = nn.Bidirectional(nn.RNN(nn.SimpleRNNCell(3)), nn.RNN(nn.GRUCell(3), reverse=True), merge="mul")
+    model = nn.serial(first, second, nn.Dense(3))
     _agree(model, x, ids, init_shape=(-1, T_, F_), mask=MASK, where=MASK)
 
 
@@ -282,16 +282,16 @@ def test_transformer_block(x64, kw):
 @pytest.mark.parametrize(
     "kw",
     [
-        dict(positions="learned", tie_embeddings=True, dropout=0.1, num_layers=2),
+        dict(positions="learned", tie_embeddings=True, dropout=0.1),
         dict(positions="rope", tie_embeddings=False, norm_kind="rmsnorm", num_kv_heads=1),
         dict(positions="sinusoidal", norm="post", activation="silu"),
     ],
-    ids=["learned_tied_dropout_2_layers", "rope_untied_gqa", "sinusoidal_post"],
+    ids=["learned_tied_dropout", "rope_untied_gqa", "sinusoidal_post"],
 )
 def test_transformer_lm(x64, kw):
     _, ids = _data(7)
     tokens = jnp.asarray(np.random.default_rng(8).integers(0, 6, size=(B_, T_)))
-    model = nn.transformer_lm(6, 4, kw.pop("num_layers", 1), 2, 8, mlp_features=5, **kw)
+    model = nn.transformer_lm(6, 4, 1, 2, 8, mlp_features=5, **kw)
     _agree(model, tokens, ids, init_shape=(-1, T_), mask=MASK, where=MASK, key=jax.random.PRNGKey(9))
 
 
