@@ -353,6 +353,16 @@ def test_supported_and_errors():
     params, state = _param_shapes(model, (-1, T_, F_))
     with pytest.raises(ValueError, match=r"MultiHeadAttention\(2, dropout=0.5\)\.apply: train=True .* needs key="):
         jax.eval_shape(lambda p: backprop(model, p, state, x, ids, CE), params)
+    # bad input raises the layer's own error, as model.apply would
+    rnn = nn.RNN(nn.LSTMCell(2))
+    rp, rs = _param_shapes(rnn, (-1, T_, F_))
+    bad_carry = (jnp.zeros((B_, 3)), jnp.zeros((B_, 3)))
+    with pytest.raises(ValueError, match=r"RNN\(LSTMCell\(2\)\) expected the initial carry as a pair \(h, c\)"):
+        jax.eval_shape(lambda p: backprop(rnn, p, rs, (x, bad_carry), jnp.zeros((B_, T_, 2)), "squared_error"), rp)
+    with pytest.raises(ValueError, match=r"MultiHeadAttention\(2\) expected x with 4 features \(as at init\)"):
+        mha = nn.MultiHeadAttention(2)
+        mp, ms = _param_shapes(mha, (-1, T_, F_))
+        jax.eval_shape(lambda p: backprop(mha, p, ms, x[..., :2], x, "squared_error"), mp)
 
 
 # --- random sequence models -----------------------------------------------------------------------------

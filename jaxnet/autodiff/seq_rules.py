@@ -70,6 +70,11 @@ def _backward(layer, params, saved, g):
     return backward(layer, params, saved, g)
 
 
+def _check_input(layer, params, state, x, key, train, mask):
+    """Trace (without running) the layer's own ``apply``, so bad input raises the layer's own error."""
+    jax.eval_shape(lambda p, s, x: layer.apply(p, s, x, key=key, train=train, mask=mask), params, state, x)
+
+
 # --- the attention core --------------------------------------------------------------------------
 
 
@@ -182,6 +187,7 @@ def _dense_back(p, x, d):
 
 
 def _mha_forward(layer, params, state, x, key, train, mask=None):
+    _check_input(layer, params, state, x, key, train, mask)
     cfg = layer.config
     heads, kv_heads, rate = cfg["num_heads"], cfg["num_kv_heads"], cfg["dropout"]
     x_in = x
@@ -326,6 +332,7 @@ def _cell_backward(layer, params, saved, g):
 
 
 def _rnn_forward(layer, params, state, x, key, train, mask=None):
+    _check_input(layer, params, state, x, key, train, mask)
     from jaxnet.nn.recurrent import initial_carry
 
     (cell,) = layer.layers
@@ -415,6 +422,7 @@ def _rnn_backward(layer, params, saved_all, g):
 
 
 def _bidirectional_forward(layer, params, state, x, key, train, mask=None):
+    _check_input(layer, params, state, x, key, train, mask)
     fwd, bwd = layer.layers
     yf, sf, savf = _rnn_forward(fwd, params["forward"], state["forward"], x, None, train, mask)
     yb, sb, savb = _rnn_forward(bwd, params["backward"], state["backward"], x, None, train, mask)
@@ -476,6 +484,7 @@ def _block_parts(cfg, features: int):
 
 
 def _block_forward(layer, params, state, x, key, train, mask=None):
+    _check_input(layer, params, state, x, key, train, mask)
     x = jnp.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"{layer.name} expected input of shape [batch, time, features], got {tuple(x.shape)}")
@@ -578,6 +587,7 @@ def _lm_parts(layer, params):
 
 
 def _lm_forward(layer, params, state, x, key, train, mask=None):
+    _check_input(layer, params, state, x, key, train, mask)
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.integer):
         raise TypeError(f"{layer.name} expected integer token ids, got dtype {x.dtype}; cast with .astype(jnp.int32)")
