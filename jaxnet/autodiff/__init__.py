@@ -5,15 +5,17 @@
 * :mod:`jaxnet.autodiff.draw`: Graphviz pictures of engine graphs and of any JAX function's jaxpr.
 * :mod:`jaxnet.autodiff.backprop`: the chapter's layer-by-layer backprop, written by hand.
 * :mod:`jaxnet.autodiff.layer_rules`: its rules for the norms, Embedding, Reshape and the branching combinators.
+* :mod:`jaxnet.autodiff.seq_rules`: its rules for attention, positions, RNNs through time and transformers.
 * :mod:`jaxnet.autodiff.check`: :func:`check_grads`, handwritten vs ``jax.grad`` vs finite differences.
 """
 
-from jaxnet.autodiff import draw, example, graph
+from jaxnet.autodiff import draw, example, graph, seq_rules
 from jaxnet.autodiff.backprop import RULES, backprop, backprop_grad, check_supported, loss_gradient
 from jaxnet.autodiff.check import GradError, GradientMismatchError, check_grads, relative_error
 from jaxnet.autodiff.draw import has_dot, jaxpr_to_dot, loss_graph_dot, render, to_dot
 from jaxnet.autodiff.example import worked_example, worked_example_table
 from jaxnet.autodiff.graph import Node
+from jaxnet.autodiff.seq_rules import dot_product_attention_backward, dot_product_attention_forward
 
 __all__ = [
     "RULES",
@@ -24,6 +26,8 @@ __all__ = [
     "backprop_grad",
     "check_grads",
     "check_supported",
+    "dot_product_attention_backward",
+    "dot_product_attention_forward",
     "draw",
     "example",
     "graph",
@@ -33,6 +37,7 @@ __all__ = [
     "loss_graph_dot",
     "relative_error",
     "render",
+    "seq_rules",
     "to_dot",
     "worked_example",
     "worked_example_table",

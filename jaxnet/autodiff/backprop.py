@@ -29,7 +29,13 @@ Supported layer kinds: ``serial`` (nested too), ``dense``, ``flatten``, ``activa
 alpha), ``softmax``, ``log_softmax``, ``batchnorm`` (train and eval mode) and ``dropout``
 (its mask recomputed from the key ``serial`` gives the layer).
 Also, from :mod:`jaxnet.autodiff.layer_rules`: ``layernorm``, ``rmsnorm``, ``embedding``,
-``reshape``, ``parallel``, ``fanout``, ``fanin_sum``, ``fanin_concat`` and ``residual``.
+``reshape``, ``parallel``, ``fanout``, ``fanin_sum``, ``fanin_concat`` and ``residual``; from
+:mod:`jaxnet.autodiff.conv_rules`: ``conv``, ``conv_transpose`` and the four pools; and from
+:mod:`jaxnet.autodiff.seq_rules`: ``multi_head_attention`` (causal, padding and context masks,
+grouped-query heads, RoPE, cross-attention, attention dropout), ``learned_positions``,
+``sinusoidal_positions``, ``rnn`` over each of ``simple_rnn_cell``, ``lstm_cell`` and ``gru_cell``
+(backpropagation through time as a reverse scan; masks, ``reverse``, ``return_sequences``,
+``return_state`` and an initial carry), ``bidirectional``, ``transformer_block`` and ``transformer_lm``.
 """
 
 from __future__ import annotations
@@ -250,6 +256,11 @@ from jaxnet.autodiff.layer_rules import layer_rules  # noqa: E402
 
 RULES.update(layer_rules())
 
+# Attention, positions, the recurrent cells and RNN through time, Bidirectional and the transformers.
+from jaxnet.autodiff.seq_rules import seq_rules  # noqa: E402
+
+RULES.update(seq_rules())
+
 
 def check_supported(model: Layer, *, where: str = "backprop") -> None:
     """Raise ``ValueError`` naming the first layer (and its position) that has no handwritten rule."""
@@ -398,9 +409,12 @@ def backprop(
       key: PRNG key for stochastic layers (Dropout) in training mode; ``serial`` gives layer
         ``i`` the key ``fold_in(key, i)``, exactly as ``model.apply`` does.
       train: the mode the model runs in (batch statistics and dropout when ``True``).
-      mask: the sample mask ``[batch]`` given to the model (``model.apply(..., mask=mask)``):
-        BatchNorm takes its batch statistics from the real samples only. The training step
-        passes its ``where`` here; pass the same array as ``where`` to match it.
+      mask: the sample mask ``[batch]`` or token mask ``[batch, time]`` given to the model
+        (``model.apply(..., mask=mask)``): BatchNorm takes its batch statistics from the real
+        samples only; attention never attends padded keys, an RNN keeps its carry over padded
+        steps. The training step passes its ``where`` here; pass the same array as ``where`` to
+        match it (a ``[batch, time]`` ``where`` weights per-token losses such as
+        ``softmax_cross_entropy_with_integer_labels`` on ``[batch, time, classes]`` logits).
 
     Returns:
       ``(loss_value, grads)`` with ``grads`` shaped like ``params``.

@@ -89,6 +89,7 @@ def check_grads(
     penalties: Sequence = (),
     key: Array | None = None,
     train: bool = True,
+    mask: Array | None = None,
     rtol: float | None = None,
     fd_rtol: float | None = None,
     eps: float | None = None,
@@ -98,14 +99,15 @@ def check_grads(
 ) -> dict[str, GradError]:
     """Compare the handwritten backprop, ``jax.grad`` and central finite differences.
 
-    The objective is ``loss(model.apply(params, state, x, key=key, train=train), y, where)``
+    The objective is ``loss(model.apply(params, state, x, key=key, train=train, mask=mask), y, where)``
     plus the penalties. ``jax.grad`` is the reference; the handwritten gradient must agree
     with it within ``rtol`` and the central difference ``(L(w + eps) - L(w - eps)) / (2 eps)``
     within ``fd_rtol``.
 
     Args:
-      model, params, state, x, y, loss, where, penalties, key, train: as for
-        :func:`jaxnet.autodiff.backprop.backprop`.
+      model, params, state, x, y, loss, where, penalties, key, train, mask: as for
+        :func:`jaxnet.autodiff.backprop.backprop` (``mask``, ``[batch]`` or ``[batch, time]``, goes
+        to ``model.apply`` on every side).
       rtol: tolerance for handwritten vs ``jax.grad`` (default 1e-8 in float64, 1e-3 in float32).
       fd_rtol: tolerance for finite differences vs ``jax.grad`` (default 1e-5 / 5e-2).
       eps: finite-difference step (default 1e-6 in float64, 1e-3 in float32).
@@ -144,7 +146,7 @@ def check_grads(
     eps = d_eps if eps is None else eps
 
     def objective(p):
-        out, _ = model.apply(p, state, x, key=key, train=train)
+        out, _ = model.apply(p, state, x, key=key, train=train, mask=mask)
         total = loss_fn(out, y, where)
         return total + P.penalties_value(p, specs) if specs else total
 
@@ -160,7 +162,9 @@ def check_grads(
         # One compiled program for all three, so a check costs one compilation.
         hw = None
         if absent is None:
-            _, hw = backprop(model, p, state, x, y, loss, where=where, penalties=penalties, key=key, train=train)
+            _, hw = backprop(
+                model, p, state, x, y, loss, where=where, penalties=penalties, key=key, train=train, mask=mask
+            )
         flat = jax.tree_util.tree_leaves(p)
         fds = [
             None if idx is None else _central_differences(objective, flat, treedef, j, idx, eps)

@@ -114,14 +114,17 @@ def TransformerBlock(
         check(x.shape, "")
         kw = {"train": train}
 
+        def dropped(a, k):  # no dropout (and no key needed) at rate 0
+            return a if rate == 0.0 else drop.apply({}, {}, a, key=k, **kw)[0]
+
         def attend(u, k):
             a, _ = attention.apply(params["attention"], {}, u, key=_fold(k, 0), mask=mask, **kw)
-            return drop.apply({}, {}, a, key=_fold(k, 1), **kw)[0]
+            return dropped(a, _fold(k, 1))
 
         def mlp(u, k):
             h = act.apply({}, {}, mlp_in.apply(params["mlp_in"], {}, u, **kw)[0], **kw)[0]
             h = mlp_out(x.shape[-1]).apply(params["mlp_out"], {}, h, **kw)[0]
-            return drop.apply({}, {}, h, key=_fold(k, 2), **kw)[0]
+            return dropped(h, _fold(k, 2))
 
         def n1(u):
             return norm1.apply(params["norm1"], {}, u, **kw)[0]
@@ -283,6 +286,13 @@ def transformer_lm(
         "max_len": max_len,
         "positions": positions,
         "tie_embeddings": tie_embeddings,
+        # the options of the blocks, for the handwritten backprop (jaxnet.autodiff.seq_rules) to rebuild them
+        "mlp_features": mlp_features,
+        "dropout": dropout,
+        "norm": norm,
+        "norm_kind": norm_kind,
+        "activation": activation,
+        "num_kv_heads": num_kv_heads,
     }
     return make_layer(
         display, init, apply, kind="transformer_lm", config=config, needs_key=dropout > 0, scope=name, uses_mask=True
