@@ -237,7 +237,7 @@ conv_channels_last.defjvp(_conv_channels_last_jvp, symbolic_zeros=True)
 
 
 def conv_forward(x, w, geo: dict, groups: int, channels_first: bool, grad_layout: str):
-    """``lax.conv_general_dilated`` of a Conv/ConvTranspose (HWIO kernel), with the gradient rule ``grad_layout`` selects.
+    """A Conv/ConvTranspose convolution (HWIO kernel) with the gradient rule that ``grad_layout`` selects.
 
     * ``"channels_last"``: :func:`conv_channels_last` (a ``channels_first`` input is transposed
       to channels-last and back around it), whose gradients are canonical convolutions;
