@@ -187,6 +187,7 @@ def test_compiled_cnn_epoch_has_only_canonical_convolutions():
     assert non_canonical(labels) == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="grad_layout='auto' uses the rule only on the CPU")
 def test_compiled_epoch_canonical_for_1d_3d_strided_grouped_transposed_channels_first():
     model = nn.serial(
@@ -203,6 +204,7 @@ def test_compiled_epoch_canonical_for_1d_3d_strided_grouped_transposed_channels_
     assert len(labels) >= 4 and non_canonical(labels) == []
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="known gap: the kernel gradient of a strided ConvTranspose reads an output gradient larger than its "
