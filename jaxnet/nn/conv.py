@@ -219,7 +219,14 @@ def _conv_channels_last_jvp(geo, groups, primals, tangents):
                                       out_spec=(0, rank + 1, *sp))  # fmt: skip
         wt = jnp.swapaxes(w, rank, rank + 1)  # [*K, F, C/G]
         terms.append(lax.conv_general_dilated(xd, wt, dimension_numbers=dn, feature_group_count=groups, **kw))
-    if not isinstance(wd, SymbolicZero):
+    if not isinstance(wd, SymbolicZero) and groups == 1 and any(v > 1 for v in kw.get("lhs_dilation") or ()):
+        # A transposed convolution (lhs_dilation > 1): its output gradient is larger than x, and
+        # XLA's simplifier would swap the operands of the layout trick below into a slow
+        # convolution. The tangent is written as the transpose of the kernel gradient with the
+        # output gradient as the lhs (see _kernel_grad_lhs_g), so jax.grad transposes it back to it.
+        kgrad = functools.partial(_kernel_grad_lhs_g, x, kshape=w.shape, geo=kw)
+        terms.append(jax.linear_transpose(kgrad, jax.ShapeDtypeStruct(y.shape, y.dtype))(wd)[0])
+    elif not isinstance(wd, SymbolicZero):
         n, c = x.shape[0], x.shape[-1]
         xs = x.reshape(n, *x.shape[1:-1], groups, c // groups)
         xs = jnp.transpose(xs, (rank + 2, *sp, rank + 1, 0)).reshape(c // groups, *x.shape[1:-1], groups * n)
@@ -234,6 +241,38 @@ def _conv_channels_last_jvp(geo, groups, primals, tangents):
 
 
 conv_channels_last.defjvp(_conv_channels_last_jvp, symbolic_zeros=True)
+
+
+def _kernel_grad_lhs_g(x, g, kshape, geo):
+    """The kernel gradient ``[*K, C, F]`` of ``conv_channels_last`` (groups 1), output gradient ``g`` as the lhs.
+
+    ``dw[k, c, f] = sum_{n, o} xd[n, o s + k d - p_lo, c] g[n, o, f]`` per spatial axis (``xd``: ``x``
+    dilated by ``L = lhs_dilation``) is, with ``k' = K - 1 - k``, the channels-last convolution of
+    ``g`` as ``[F, *O, N]`` with ``x`` as the kernel ``[*S, N, C]``: ``window_strides = d``,
+    ``lhs_dilation = s``, ``rhs_dilation = L``, low padding ``d (K - 1) - p_lo`` and the high padding
+    that gives ``K`` outputs, then reversed along the spatial axes. Unlike JAX's own rule (``x`` as
+    the lhs), it keeps the larger operand (``g`` of a transposed convolution) as the lhs, which XLA
+    does not swap into a non-canonical convolution.
+    """
+    rank = x.ndim - 2
+    sp = tuple(range(1, rank + 1))
+    ones = (1,) * rank
+    s, d, dil = (geo.get(k) or ones for k in ("window_strides", "rhs_dilation", "lhs_dilation"))
+    ks, sizes, outs = kshape[:rank], x.shape[1:-1], g.shape[1:-1]
+    pads = []
+    for k, dk, (lo_in, _), n, li, o, st in zip(ks, d, geo["padding"], sizes, dil, outs, s, strict=True):
+        lo = dk * (k - 1) - lo_in
+        pads.append((lo, (k - 1) * dk + (n - 1) * li + 1 - ((o - 1) * st + 1) - lo))
+    out = lax.conv_general_dilated(
+        jnp.transpose(g, (rank + 1, *sp, 0)),  # [F, *O, N]
+        jnp.moveaxis(x, 0, -2),  # [*S, N, C]
+        window_strides=d,
+        padding=tuple(pads),
+        lhs_dilation=s,
+        rhs_dilation=dil,
+        dimension_numbers=_channels_last_dn(rank),
+    )  # [F, *K, C], spatially reversed
+    return jnp.moveaxis(lax.rev(out, sp), 0, -1)
 
 
 def conv_forward(x, w, geo: dict, groups: int, channels_first: bool, grad_layout: str):
