@@ -2,13 +2,15 @@
 
 For each network, with ``grad_layout="autodiff"`` (JAX's own convolution gradients) and
 ``grad_layout="auto"`` (on the CPU, :func:`jaxnet.nn.conv_channels_last`), it times the same
-optimizer steps over the same batches both ways, best of ``--repeats``, after a warm-up call:
+optimizer steps over the same batches both ways, after a warm-up call; the repeats of the two
+alternate, and it prints the best wall-clock time and the best process CPU time (all threads) of
+each over ``--repeats`` (on a shared machine the CPU time is the steadier of the two):
 
 * ``2-D``: ``Conv32-3x3 SAME, ReLU, MaxPool2, Conv64-3x3, ReLU, MaxPool2, Dense128, Dense10`` on
   28x28x1, batch 32 and 256;
 * ``1-D``: three ``Conv(32, (5,))``, ReLU, on 40x1, then ``Dense10``, batch 100.
 
-Run: ``python benchmarks/conv_grad_layout.py [--steps 8] [--repeats 3]``; the ratio is the scan's
+Run: ``python benchmarks/conv_grad_layout.py [--steps 8] [--repeats 10] [--only 1-D]``; the ratio is the scan's
 speed relative to per-step jit (higher is better; 1.0 means the scan costs what the steps do).
 """
 
@@ -42,14 +44,23 @@ def cnn_1d(gl):
     return nn.serial(*layers, nn.Flatten(), nn.Dense(10))
 
 
-def best(fn, repeats):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+def best(fns, repeats):
+    """Best wall-clock and best process CPU time of each function, the repeats interleaved.
+
+    Interleaving (jit, scan, jit, scan, ...) exposes both to the same load; timing all repeats of
+    one before the other let a burst of load on a shared machine fall on one side only.
+    """
+    for fn in fns:
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return min(times)
+    wall = [[] for _ in fns]
+    cpu = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            w, c = time.perf_counter(), time.process_time()
+            jax.block_until_ready(fn())
+            wall[i].append(time.perf_counter() - w)
+            cpu[i].append(time.process_time() - c)
+    return [min(t) for t in wall], [min(t) for t in cpu]
 
 
 def measure(build, input_shape, batch, steps, repeats, gl):
@@ -72,24 +83,34 @@ def measure(build, input_shape, batch, steps, repeats, gl):
     def scanned():
         return epoch(params, state, opt_state, (x, y), jax.random.PRNGKey(3))[0]
 
-    return best(stepped, repeats), best(scanned, repeats)
+    return best([stepped, scanned], repeats)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--only", default="", help="run only the networks whose name contains this, e.g. '1-D'")
     a = ap.parse_args()
     print(f"jax {jax.__version__} on {jax.default_backend()}, {a.steps} steps, best of {a.repeats}")
-    print(f"{'network':22s} {'grad_layout':12s} {'jit/step ms':>12s} {'scan ms':>10s} {'scan speed':>11s}")
+    print(
+        f"{'network':22s} {'grad_layout':12s} {'jit/step ms':>12s} {'scan ms':>10s} {'scan speed':>11s}"
+        f" {'cpu: jit ms':>12s} {'scan ms':>8s} {'speed':>6s}"
+    )
     for name, build, shape, batch in [
         ("2-D CNN, batch 32", cnn_2d, (28, 28, 1), 32),
         ("2-D CNN, batch 256", cnn_2d, (28, 28, 1), 256),
         ("1-D CNN, batch 100", cnn_1d, (40, 1), 100),
     ]:
+        if a.only not in name:
+            continue
         for gl in ("autodiff", "auto"):
-            t_jit, t_scan = measure(build, shape, batch, a.steps, a.repeats, gl)
-            print(f"{name:22s} {gl:12s} {t_jit * 1e3:12.1f} {t_scan * 1e3:10.1f} {t_jit / t_scan:10.2f}x", flush=True)
+            (w_jit, w_scan), (c_jit, c_scan) = measure(build, shape, batch, a.steps, a.repeats, gl)
+            print(
+                f"{name:22s} {gl:12s} {w_jit * 1e3:12.1f} {w_scan * 1e3:10.1f} {w_jit / w_scan:10.2f}x"
+                f" {c_jit * 1e3:12.1f} {c_scan * 1e3:8.1f} {c_jit / c_scan:5.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
