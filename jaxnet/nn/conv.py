@@ -198,7 +198,12 @@ def conv_channels_last(x, w, geo: tuple, groups: int):
     convolution ``[C/G, *S, G * N] x [*S_out, N, F] -> [C/G, *K, F]`` with
     ``feature_group_count=G``). The padding, flips and dilations of the gradients are therefore
     JAX's own, and ``jax.grad`` of this function equals ``jax.grad`` of the plain convolution
-    (the same sums in the same order: equal in practice to the last bit). Being a ``custom_jvp``,
+    (the same sums in the same order: equal in practice to the last bit). One exception: for a
+    transposed convolution (``lhs_dilation > 1``) with ``G = 1`` the output gradient is larger
+    than ``x`` and XLA would swap those two operands into a slow layout; there the kernel-tangent
+    term is the transpose of a kernel gradient that takes the output gradient as its lhs
+    (``_kernel_grad_lhs_g``), equal to JAX's up to rounding (the same products summed over
+    the same terms, 1e-15 apart in float64). Being a ``custom_jvp``,
     it keeps forward mode: ``jax.jvp``, ``jax.jacfwd`` and ``jax.hessian`` work (the forward-mode
     tangent convolutions run in the non-canonical layouts, which is correct but not fast).
     """
