@@ -42,6 +42,7 @@ from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions, apply_rope, sinusoidal_table
 from jaxnet.nn.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNNCell, initial_carry
 from jaxnet.nn.summary import ModelSummary, SummaryRow, summary, tree_summary
+from jaxnet.nn.decoding import generate
 from jaxnet.nn.transformer import TransformerBlock, transformer_lm
 from jaxnet.nn.xor import xor_network, xor_table
 
@@ -100,6 +101,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "dot_product_attention",
     "dropout_mask",
+    "generate",
     "get_loss",
     "initial_carry",
     "initializers",
