@@ -117,12 +117,16 @@ def TransformerBlock(
         def attn(u, k):
             a, extra = attend(u, k)
             aux.append(extra)
-            return drop.apply({}, {}, a, key=_fold(k, 1), **kw)[0]
+            return dropped(a, _fold(k, 1))
 
         def mlp(u, k):
             h = act.apply({}, {}, mlp_in.apply(params["mlp_in"], {}, u, **kw)[0], **kw)[0]
             h = mlp_out(x.shape[-1]).apply(params["mlp_out"], {}, h, **kw)[0]
-            return drop.apply({}, {}, h, key=_fold(k, 2), **kw)[0]
+            return dropped(h, _fold(k, 2))
+
+        def dropped(u, k):
+            # without dropout, training needs no key
+            return u if rate == 0.0 else drop.apply({}, {}, u, key=k, **kw)[0]
 
         def n1(u):
             return norm1.apply(params["norm1"], {}, u, **kw)[0]
