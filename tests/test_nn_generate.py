@@ -12,7 +12,7 @@ import pytest
 import jaxnet as jn
 from jaxnet.nn import Dense, generate, serial, transformer_lm
 from jaxnet.nn.core import ParamsMismatchError
-from jaxnet.nn.decoding import _generate, _init_cache
+from jaxnet.nn.decoding import _generate, _init_cache, _model_args
 
 VOCAB, MAX_LEN = 11, 10
 
@@ -142,8 +142,7 @@ def test_cache_is_preallocated_and_a_step_attends_one_position():
     def program(prompt_len):
         prompt = prompt_of(3, prompt_len)
         kw = {
-            "model_apply": lm.apply,
-            "sizes": tuple((k, lm.config[k]) for k in ("d_model", "num_heads", "num_layers", "max_len", "_cached_step")),
+            **_model_args(lm),
             "max_new_tokens": MAX_LEN - prompt_len,
             "greedy": True,
             "top_k": None,
@@ -176,9 +175,9 @@ def test_bad_input_messages():
     dense = Dense(3)
     with pytest.raises(TypeError, match=r"generate: model must be built by jaxnet.nn.transformer_lm, got Dense\(3\)"):
         generate(dense, {}, prompt, 2, temperature=0.0)
-    with pytest.raises(TypeError, match="model must be built by jaxnet.nn.transformer_lm, got serial"):
+    with pytest.raises(TypeError, match=r"model must be built by jaxnet\.nn\.transformer_lm, got serial"):
         generate(serial(lm), {"transformerlm_0": params}, prompt, 2, temperature=0.0)
-    with pytest.raises(TypeError, match="model must be built by jaxnet.nn.transformer_lm, got function"):
+    with pytest.raises(TypeError, match=r"model must be built by jaxnet\.nn\.transformer_lm, got function"):
         generate(transformer_lm, params, prompt, 2, temperature=0.0)
     with pytest.raises(TypeError, match="prompt must hold integer token ids, got dtype float32"):
         generate(lm, params, prompt.astype(jnp.float32), 2, temperature=0.0)
@@ -192,7 +191,7 @@ def test_bad_input_messages():
         generate(lm, params, prompt, 0, temperature=0.0)
     with pytest.raises(ValueError, match=r"prompt ids must lie in \[0, 11\), got min 0, max 11"):
         generate(lm, params, prompt.at[0, 0].set(11), 2, temperature=0.0)
-    with pytest.raises(ValueError, match="temperature must be >= 0.0, got -1.0"):
+    with pytest.raises(ValueError, match=r"temperature must be >= 0\.0, got -1\.0"):
         generate(lm, params, prompt, 2, key=jax.random.PRNGKey(0), temperature=-1.0)
     with pytest.raises(ValueError, match="temperature must be finite"):
         generate(lm, params, prompt, 2, key=jax.random.PRNGKey(0), temperature=float("nan"))
@@ -202,13 +201,13 @@ def test_bad_input_messages():
         generate(lm, params, prompt, 2, key=jax.random.PRNGKey(0), top_k=0)
     with pytest.raises(ValueError, match="top_k must be at most vocab_size=11, got 12"):
         generate(lm, params, prompt, 2, key=jax.random.PRNGKey(0), top_k=12)
-    with pytest.raises(TypeError, match="top_k must be an int, got float 2.0"):
+    with pytest.raises(TypeError, match=r"top_k must be an int, got float 2\.0"):
         generate(lm, params, prompt, 2, key=jax.random.PRNGKey(0), top_k=2.0)
     with pytest.raises(ValueError, match=r"sampling with temperature=1.0 needs key=jax.random.PRNGKey\(...\)"):
         generate(lm, params, prompt, 2)
     with pytest.raises(TypeError, match="generate"):
         generate(lm, params, prompt, 2, key=1.5)
-    other, other_params = build(num_heads=4, num_kv_heads=1)
+    _, other_params = build(num_heads=4, num_kv_heads=1)
     with pytest.raises(ParamsMismatchError, match=r"params\['block_0'\]\['attention'\]\['key'\]"):
         generate(lm, other_params, prompt, 2, temperature=0.0)
 

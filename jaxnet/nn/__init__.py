@@ -22,6 +22,7 @@ from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.conv import Conv, ConvTranspose
+from jaxnet.nn.decoding import generate
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
 from jaxnet.nn.embedding import Embedding
@@ -42,7 +43,6 @@ from jaxnet.nn.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool
 from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions, apply_rope, sinusoidal_table
 from jaxnet.nn.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNNCell, initial_carry
 from jaxnet.nn.summary import ModelSummary, SummaryRow, summary, tree_summary
-from jaxnet.nn.decoding import generate
 from jaxnet.nn.transformer import TransformerBlock, transformer_lm
 from jaxnet.nn.xor import xor_network, xor_table
 

@@ -53,6 +53,12 @@ def _pick(logits, key, temperature, greedy: bool, top_k: int | None):
     return jax.random.categorical(key, scaled, axis=-1)
 
 
+def _model_args(model: Layer) -> dict:
+    """The static arguments of :func:`_generate` that describe ``model`` (hashable: one program per model)."""
+    sizes = tuple((k, model.config[k]) for k in ("d_model", "num_heads", "num_layers", "max_len", "_cached_step"))
+    return {"model_apply": model.apply, "sizes": sizes}
+
+
 @functools.partial(jax.jit, static_argnames=("model_apply", "sizes", "max_new_tokens", "greedy", "top_k"))
 def _generate(params, prompt, key, temperature, *, model_apply, sizes, max_new_tokens, greedy, top_k):
     # the params are checked against the model once per compilation (ParamsMismatchError names the path)
@@ -172,8 +178,7 @@ def generate(
         prompt,
         key,
         jnp.asarray(temp if not greedy else 1.0, jnp.float32),
-        model_apply=model.apply,
-        sizes=tuple((k, cfg[k]) for k in ("d_model", "num_heads", "num_layers", "max_len", "_cached_step")),
+        **_model_args(model),
         max_new_tokens=new,
         greedy=greedy,
         top_k=top_k,
