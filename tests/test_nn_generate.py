@@ -218,3 +218,15 @@ def test_top_level_export_and_batch_of_one():
     prompt = prompt_of(1, 1)
     out = generate(lm, params, prompt, MAX_LEN - 1, temperature=0.0)
     np.testing.assert_array_equal(out, full_greedy(lm, params, prompt, MAX_LEN - 1))
+
+
+def test_transformer_lm_without_dropout_trains_without_a_key():
+    """Dropout(0) inside the blocks used to ask for a key in training; without dropout, train=True is eval."""
+    lm, params = build()
+    tokens = prompt_of(2, 5)
+    train_out, _ = lm.apply(params, {}, tokens, train=True)
+    eval_out, _ = lm.apply(params, {}, tokens, train=False)
+    np.testing.assert_array_equal(train_out, eval_out)
+    dropping = transformer_lm(VOCAB, 8, 1, 2, MAX_LEN, dropout=0.1)
+    with pytest.raises(ValueError, match=r"needs a random key|needs key="):
+        dropping.apply(params, {}, tokens, train=True)
