@@ -24,7 +24,7 @@ from jaxnet.nn.dense import Dense
 from jaxnet.nn.dropout import Dropout
 from jaxnet.nn.embedding import Embedding
 from jaxnet.nn.layer_norm import LayerNorm, RMSNorm
-from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions
+from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions, sinusoidal_table
 from jaxnet.types import Layer
 
 _NORMS = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
@@ -109,22 +109,24 @@ def TransformerBlock(
         _, params["mlp_out"], _ = mlp_out(input_shape[-1]).init(keys[4], hidden)
         return input_shape, params, {}
 
-    def apply(params, state, x, *, key, train, mask):
-        x = jnp.asarray(x)
-        check(x.shape, "")
+    def forward(params, x, attend, key, train):
+        """The block around ``attend(u, k) -> (a, aux)``; returns ``(y, aux)``."""
         kw = {"train": train}
+        aux = []
 
-        def dropped(a, k):  # no dropout (and no key needed) at rate 0
-            return a if rate == 0.0 else drop.apply({}, {}, a, key=k, **kw)[0]
-
-        def attend(u, k):
-            a, _ = attention.apply(params["attention"], {}, u, key=_fold(k, 0), mask=mask, **kw)
+        def attn(u, k):
+            a, extra = attend(u, k)
+            aux.append(extra)
             return dropped(a, _fold(k, 1))
 
         def mlp(u, k):
             h = act.apply({}, {}, mlp_in.apply(params["mlp_in"], {}, u, **kw)[0], **kw)[0]
             h = mlp_out(x.shape[-1]).apply(params["mlp_out"], {}, h, **kw)[0]
             return dropped(h, _fold(k, 2))
+
+        def dropped(u, k):
+            # without dropout, training needs no key
+            return u if rate == 0.0 else drop.apply({}, {}, u, key=k, **kw)[0]
 
         def n1(u):
             return norm1.apply(params["norm1"], {}, u, **kw)[0]
@@ -134,14 +136,35 @@ def TransformerBlock(
 
         k_attn, k_mlp = _fold(key, 0), _fold(key, 1)
         if norm == "pre":
-            h = x + attend(n1(x), k_attn)
+            h = x + attn(n1(x), k_attn)
             y = h + mlp(n2(h), k_mlp)
         else:
-            h = n1(x + attend(x, k_attn))
+            h = n1(x + attn(x, k_attn))
             y = n2(h + mlp(h, k_mlp))
+        return y, aux[0]
+
+    def apply(params, state, x, *, key, train, mask):
+        x = jnp.asarray(x)
+        check(x.shape, "")
+
+        def attend(u, k):
+            a, _ = attention.apply(params["attention"], {}, u, key=_fold(k, 0), mask=mask, train=train)
+            return a, None
+
+        y, _ = forward(params, x, attend, key, train)
         if mask is not None and jnp.ndim(mask) == 2:
             y = jnp.where(jnp.asarray(mask)[..., None] > 0, y, jnp.zeros((), y.dtype))
         return y, state
+
+    def cached_step(params, x, cache, start):
+        """The block on ``x`` at positions ``start ..`` with a key/value cache (evaluation): ``(y, new_cache)``."""
+        x = jnp.asarray(x)
+        check(x.shape, "")
+
+        def attend(u, k):
+            return attention.config["_cached_step"](params["attention"], u, cache, start)
+
+        return forward(params, x, attend, None, False)
 
     config = {
         "num_heads": num_heads,
@@ -153,6 +176,7 @@ def TransformerBlock(
         "activation": activation,
         "num_kv_heads": num_kv_heads,
         "rope": rope,
+        "_cached_step": cached_step,  # the hook of jaxnet.nn.generate, not a hyperparameter
     }
     return make_layer(
         display, init, apply, kind="transformer_block", config=config, needs_key=rate > 0.0, scope=name, uses_mask=True
@@ -278,6 +302,32 @@ def transformer_lm(
             return h @ params["embedding"]["embedding"].T, state
         return head.apply(params["head"], {}, h, train=train)[0], state
 
+    def cached_step(params, tokens, cache, start):
+        """Logits of ``tokens`` ``[batch, t]`` at positions ``start .. start+t-1`` with a key/value cache.
+
+        ``cache`` is a list, per block, of ``(k, v)`` arrays ``[batch, max_len, kv_heads, head_dim]``;
+        returns ``(logits [batch, t, vocab], new_cache)``. Evaluation only, no mask. The internal
+        hook of :func:`jaxnet.nn.generate`.
+        """
+        h, _ = embed.apply(params["embedding"], {}, tokens, train=False)
+        t = tokens.shape[1]
+        if positions == "learned":
+            h = h + jax.lax.dynamic_slice_in_dim(params["positions"]["embedding"], start, t)
+        elif positions == "sinusoidal":
+            # SinusoidalPositions' sum, at the rows start .. start+t-1 of the table
+            ctype = jnp.promote_types(h.dtype, jnp.float32)
+            table = sinusoidal_table(max_len, h.shape[-1], dtype=ctype)
+            h = (h.astype(ctype) + jax.lax.dynamic_slice_in_dim(table, start, t)).astype(h.dtype)
+        new_cache = []
+        for i, block in enumerate(blocks):
+            h, c = block.config["_cached_step"](params[f"block_{i}"], h, cache[i], start)
+            new_cache.append(c)
+        if final is not None:
+            h, _ = final.apply(params["norm"], {}, h, train=False)
+        if head is None:
+            return h @ params["embedding"]["embedding"].T, new_cache
+        return head.apply(params["head"], {}, h, train=False)[0], new_cache
+
     config = {
         "vocab_size": vocab_size,
         "d_model": d_model,
@@ -293,6 +343,7 @@ def transformer_lm(
         "norm_kind": norm_kind,
         "activation": activation,
         "num_kv_heads": num_kv_heads,
+        "_cached_step": cached_step,  # the hook of jaxnet.nn.generate, not a hyperparameter
     }
     return make_layer(
         display, init, apply, kind="transformer_lm", config=config, needs_key=dropout > 0, scope=name, uses_mask=True
