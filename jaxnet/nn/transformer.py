@@ -116,12 +116,12 @@ def TransformerBlock(
 
         def attend(u, k):
             a, _ = attention.apply(params["attention"], {}, u, key=_fold(k, 0), mask=mask, **kw)
-            return drop.apply({}, {}, a, key=_fold(k, 1), **kw)[0]
+            return drop.apply({}, {}, a, key=_fold(k, 1), **kw)[0] if rate > 0.0 else a
 
         def mlp(u, k):
             h = act.apply({}, {}, mlp_in.apply(params["mlp_in"], {}, u, **kw)[0], **kw)[0]
             h = mlp_out(x.shape[-1]).apply(params["mlp_out"], {}, h, **kw)[0]
-            return drop.apply({}, {}, h, key=_fold(k, 2), **kw)[0]
+            return drop.apply({}, {}, h, key=_fold(k, 2), **kw)[0] if rate > 0.0 else h
 
         def n1(u):
             return norm1.apply(params["norm1"], {}, u, **kw)[0]
