@@ -51,18 +51,19 @@ def jaxnet_model(name: str, cfg: dict):
     return nn.serial(nn.Embedding(VOCAB, cfg["embed"]), nn.RNN(nn.LSTMCell(cfg["hidden"])), nn.Dense(VOCAB))
 
 
-def jaxnet_params(name: str, cfg: dict):
-    """``(params, state)`` of the jaxnet model from ``PRNGKey(0)`` (the state is empty: no layer keeps one)."""
+def jaxnet_params(name: str, cfg: dict, dtype: str = "float32"):
+    """``(params, state)`` of the jaxnet model from ``PRNGKey(0)``, cast to ``dtype`` (the state is empty)."""
     import jax
+    import jax.numpy as jnp
 
     _, params, state = jaxnet_model(name, cfg).init(jax.random.PRNGKey(0), (-1, cfg["time"]))
-    return params, state
+    return jax.tree_util.tree_map(lambda a: a.astype(jnp.dtype(dtype)), params), state
 
 
 LOSS = "softmax_cross_entropy_with_integer_labels"
 
 
-def build_jaxnet(name, cfg, batches):
+def build_jaxnet(name, cfg, batches, dtype="float32"):
     import jax.numpy as jnp
 
     from jaxnet.nn import get_loss
@@ -70,10 +71,10 @@ def build_jaxnet(name, cfg, batches):
     from jaxnet.train import make_train_step
 
     model, opt = jaxnet_model(name, cfg), adam(LR)
-    params, state = jaxnet_params(name, cfg)
+    params, state = jaxnet_params(name, cfg, dtype)
     data = [(jnp.asarray(b[:, :-1]), jnp.asarray(b[:, 1:])) for b in batches]
     out, _ = model.apply(params, state, data[0][0], train=False)
-    first = float(get_loss(LOSS)(out, data[0][1]))
+    first = float(get_loss(LOSS)(out.astype(jnp.float32), data[0][1]))
     step = make_train_step(model, LOSS, opt)
     run = carry_loop(lambda c, b: step(*c, b, None)[:3], [params, state, opt.init(params)], data)
     return run, first
@@ -90,8 +91,12 @@ def _layer_norm(p, x):
     return (x - mu) * jax.lax.rsqrt(var + 1e-5) * p["gamma"] + p["beta"]
 
 
-def raw_transformer_logits(params, ids, cfg):
-    """The same function as ``transformer_lm`` on jaxnet's param pytree, written out."""
+def raw_transformer_logits(params, ids, cfg, attention=None):
+    """The same function as ``transformer_lm`` on jaxnet's param pytree, written out.
+
+    ``attention="cudnn"``: the attention by ``jax.nn.dot_product_attention(implementation="cudnn")``
+    (a GPU with bf16/f16 only), the fused kernel jaxnet's own attention does not use.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -106,9 +111,13 @@ def raw_transformer_logits(params, ids, cfg):
         u = _layer_norm(p["norm1"], h)
         a = p["attention"]
         q, k, v = ((u @ a[n]["w"] + a[n]["b"]).reshape(b, t, heads, hd) for n in ("query", "key", "value"))
-        logits = jnp.einsum("bthd,bshd->bhts", q, k) / math.sqrt(hd)
-        w = jax.nn.softmax(jnp.where(causal, logits, -jnp.inf), axis=-1)
-        o = jnp.einsum("bhts,bshd->bthd", w, v).reshape(b, t, heads * hd)
+        if attention == "cudnn":
+            o = jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
+        else:
+            logits = jnp.einsum("bthd,bshd->bhts", q, k).astype(jnp.float32) / math.sqrt(hd)
+            w = jax.nn.softmax(jnp.where(causal, logits, -jnp.inf), axis=-1)
+            o = jnp.einsum("bhts,bshd->bthd", w.astype(v.dtype), v)
+        o = o.reshape(b, t, heads * hd)
         h = h + o @ a["out"]["w"] + a["out"]["b"]
         u = _layer_norm(p["norm2"], h)
         u = jax.nn.gelu(u @ p["mlp_in"]["w"] + p["mlp_in"]["b"], approximate=False)
@@ -138,22 +147,25 @@ def raw_lstm_logits(params, ids, cfg):
     return jnp.swapaxes(hs, 0, 1) @ d["w"] + d["b"]
 
 
-def raw_loss(params, ids, targets, name, cfg):
+def raw_loss(params, ids, targets, name, cfg, attention=None):
     import jax
     import jax.numpy as jnp
 
-    logits = (raw_transformer_logits if name == "transformer" else raw_lstm_logits)(params, ids, cfg)
-    logp = jax.nn.log_softmax(logits, axis=-1)
+    if name == "transformer":
+        logits = raw_transformer_logits(params, ids, cfg, attention)
+    else:
+        logits = raw_lstm_logits(params, ids, cfg)
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))
 
 
-def build_raw(name, cfg, batches):
+def build_raw(name, cfg, batches, dtype="float32", attention=None):
     import functools
 
     import jax
     import jax.numpy as jnp
 
-    loss_fn = functools.partial(raw_loss, name=name, cfg=cfg)
+    loss_fn = functools.partial(raw_loss, name=name, cfg=cfg, attention=attention)
 
     def step(params, opt, ids, targets):
         loss, g = jax.value_and_grad(loss_fn)(params, ids, targets)
@@ -163,10 +175,12 @@ def build_raw(name, cfg, batches):
         nu = jax.tree_util.tree_map(lambda v, g: B2 * v + (1 - B2) * g * g, nu, g)
         t = count.astype(jnp.float32)
         c1, c2 = 1 - B1**t, 1 - B2**t
-        params = jax.tree_util.tree_map(lambda p, m, v: p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS), params, mu, nu)
+        params = jax.tree_util.tree_map(
+            lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS)).astype(p.dtype), params, mu, nu
+        )
         return params, (count, mu, nu), loss
 
-    params = jaxnet_params(name, cfg)[0]
+    params = jaxnet_params(name, cfg, dtype)[0]
     data = [(jnp.asarray(b[:, :-1]), jnp.asarray(b[:, 1:])) for b in batches]
     first = float(loss_fn(params, *data[0]))
     zeros = lambda: jax.tree_util.tree_map(jnp.zeros_like, params)  # noqa: E731
@@ -249,17 +263,19 @@ def torch_model(name: str, cfg: dict, params):
     return LM()
 
 
-def build_torch(name, cfg, batches, *, compile: bool):
+def build_torch(name, cfg, batches, dtype="float32", *, compile: bool):
     import torch
 
     torch.manual_seed(0)
     F = torch.nn.functional
-    model = torch_model(name, cfg, jaxnet_params(name, cfg)[0])
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    model = torch_model(name, cfg, jaxnet_params(name, cfg)[0]).to(dev, getattr(torch, dtype))
     opt = torch.optim.Adam(model.parameters(), lr=LR, betas=(B1, B2), eps=EPS)
-    data = [(torch.as_tensor(b[:, :-1]).long(), torch.as_tensor(b[:, 1:]).long()) for b in batches]
+    data = [(torch.as_tensor(b[:, :-1]).long().to(dev), torch.as_tensor(b[:, 1:]).long().to(dev)) for b in batches]
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 
     def loss_of(ids, targets):
-        return F.cross_entropy(model(ids).reshape(-1, VOCAB), targets.reshape(-1))
+        return F.cross_entropy(model(ids).reshape(-1, VOCAB).float(), targets.reshape(-1))
 
     with torch.no_grad():
         first = float(loss_of(*data[0]))
@@ -270,19 +286,28 @@ def build_torch(name, cfg, batches, *, compile: bool):
             opt.zero_grad(set_to_none=True)
             loss_fn(ids, targets).backward()
             opt_step()
+        sync()
 
     return run, first
 
 
-def build(variant: str, name: str, cfg: dict, batches):
-    """``(run, first_loss)`` of ``variant`` (jaxnet-step, raw-jax-step, torch-eager, torch-compile)."""
+def build(variant: str, name: str, cfg: dict, batches, dtype: str = "float32"):
+    """``(run, first_loss)`` of ``variant`` (one of :data:`VARIANTS`) in ``dtype`` (float32 or bfloat16)."""
     if variant == "jaxnet-step":
-        return build_jaxnet(name, cfg, batches)
+        return build_jaxnet(name, cfg, batches, dtype)
     if variant == "raw-jax-step":
-        return build_raw(name, cfg, batches)
+        return build_raw(name, cfg, batches, dtype)
+    if variant == "raw-jax-cudnn":
+        if name != "transformer":
+            raise Unavailable("raw-jax-cudnn: the transformer only (it swaps the attention)")
+        return build_raw(name, cfg, batches, dtype, attention="cudnn")
     if variant in ("torch-eager", "torch-compile"):
-        return build_torch(name, cfg, batches, compile=variant == "torch-compile")
-    raise SystemExit(f"unknown variant {variant!r}")
+        return build_torch(name, cfg, batches, dtype, compile=variant == "torch-compile")
+    raise SystemExit(f"unknown variant {variant!r}; choose from {VARIANTS}")
 
 
-VARIANTS = ("jaxnet-step", "raw-jax-step", "torch-eager", "torch-compile")
+class Unavailable(Exception):
+    """A variant that does not apply to this model or machine."""
+
+
+VARIANTS = ("jaxnet-step", "raw-jax-step", "raw-jax-cudnn", "torch-eager", "torch-compile")

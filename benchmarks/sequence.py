@@ -7,6 +7,9 @@ order every round; the table gives tokens per second (batch x time x steps / sec
 and range over the rounds, and the per-round speed ratio to the hand-written JAX step (target for
 jaxnet: >= 0.97). Before timing, every variant computes its first loss on the same batch from the
 same params, and the table shows its difference from jaxnet's (the programs compute one function).
+``raw-jax-cudnn`` (GPU, bfloat16, transformer only) is the hand-written step with the attention
+of ``jax.nn.dot_product_attention(implementation="cudnn")``, the fused kernel: a reference for
+what jaxnet's own (XLA) attention leaves on the table.
 
 Usage::
 
@@ -43,9 +46,11 @@ def worker(argv) -> None:
     cfg = (_seq.SMOKE if smoke else _seq.MODELS)[name]
     batches = _seq.make_batches(cfg, steps)
     try:
-        run, first = _seq.build(variant, name, cfg, batches)
-        reference = first if variant == "jaxnet-step" else _seq.build("jaxnet-step", name, cfg, batches[:1])[1]
+        run, first = _seq.build(variant, name, cfg, batches, dtype)
+        reference = first if variant == "jaxnet-step" else _seq.build("jaxnet-step", name, cfg, batches[:1], dtype)[1]
         first_call, times = C.time_job(run, min_time=3.0, smoke=smoke)
+    except _seq.Unavailable as e:
+        return C.emit({"unavailable": str(e)})
     except Exception as e:  # a peer that fails here (torch.compile without a compiler) is reported, not fatal
         return C.emit({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]})
     tokens = cfg["batch"] * cfg["time"] * steps
@@ -64,7 +69,7 @@ def main() -> None:
     p = C.driver_parser(__doc__.splitlines()[0])
     p.add_argument("--models", default="transformer,lstm")
     p.add_argument("--variants", default=",".join(("jaxnet-step", "raw-jax-step", "torch-eager", "torch-compile")))
-    p.add_argument("--dtype", default="float32", choices=("float32",))
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     args = C.parse_or_work(p, worker)
     if args is None:
         return
