@@ -300,6 +300,10 @@ def build(variant: str, name: str, cfg: dict, batches, dtype: str = "float32"):
     if variant == "raw-jax-cudnn":
         if name != "transformer":
             raise Unavailable("raw-jax-cudnn: the transformer only (it swaps the attention)")
+        import jax
+
+        if jax.default_backend() != "gpu":
+            raise Unavailable(f"raw-jax-cudnn: cuDNN attention needs a GPU, this is {jax.default_backend()}")
         return build_raw(name, cfg, batches, dtype, attention="cudnn")
     if variant in ("torch-eager", "torch-compile"):
         return build_torch(name, cfg, batches, dtype, compile=variant == "torch-compile")
