@@ -85,7 +85,8 @@ def main() -> None:
     raw = C.run_rounds(jobs, rounds, seed=args.seed, budget=args.budget)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     md = C.header(f"Sequence models: training-step throughput ({args.dtype}, {profile})", sys.argv)
-    md += f"- load average at the end: {load:.1f}; {rounds} round(s) in {time.perf_counter() - t0:.0f} s\n"
+    done = 1 + max((r["round"] for runs in raw.values() for r in runs), default=-1)
+    md += f"- load average at the end: {load:.1f}; {done} of {rounds} round(s) in {time.perf_counter() - t0:.0f} s\n"
     for m in models:
         cfg = __import__("_seq").SMOKE[m] if args.smoke else __import__("_seq").MODELS[m]
         rows = []
