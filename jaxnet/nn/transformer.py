@@ -183,6 +183,11 @@ def TransformerBlock(
     )
 
 
+def tied_logits(h: jax.Array, table: jax.Array) -> jax.Array:
+    """A tied output head: ``(h / sqrt(d)) E^T`` for ``h`` ``[..., d]`` and the embedding ``E`` ``[vocab, d]``."""
+    return (h * jnp.asarray(h.shape[-1] ** -0.5, h.dtype)) @ table.T
+
+
 def transformer_lm(
     vocab_size: int,
     d_model: int,
@@ -204,7 +209,10 @@ def transformer_lm(
     """A decoder-only (causal) transformer language model: ids ``[batch, time]`` to logits ``[batch, time, vocab]``.
 
     ``h = positions(E[tokens])``, then ``num_layers`` causal :func:`TransformerBlock`\\ s, a final norm
-    (pre-norm models) and ``logits = h E^T`` (tied, default) or ``h W + b`` (untied ``"head"``).
+    (pre-norm models) and ``logits = (h / sqrt(d_model)) E^T`` (tied, default) or ``h W + b`` (untied
+    ``"head"``). The tied head's ``1/sqrt(d_model)`` is Mesh TensorFlow's T5 convention: the embedding
+    rows start as N(0, 1), so ``h E^T`` alone would give logits of spread ``sqrt(d_model)`` at
+    initialization (a first loss far above ``ln(vocab_size)``) and slow training.
 
     Args:
       vocab_size: number of token ids.
@@ -299,7 +307,7 @@ def transformer_lm(
         if final is not None:
             h, _ = final.apply(params["norm"], {}, h, train=train)
         if head is None:
-            return h @ params["embedding"]["embedding"].T, state
+            return tied_logits(h, params["embedding"]["embedding"]), state
         return head.apply(params["head"], {}, h, train=train)[0], state
 
     def cached_step(params, tokens, cache, start):
@@ -325,7 +333,7 @@ def transformer_lm(
         if final is not None:
             h, _ = final.apply(params["norm"], {}, h, train=False)
         if head is None:
-            return h @ params["embedding"]["embedding"].T, new_cache
+            return tied_logits(h, params["embedding"]["embedding"]), new_cache
         return head.apply(params["head"], {}, h, train=False)[0], new_cache
 
     config = {
