@@ -48,3 +48,48 @@ def small_kernel_conv(x, w):
     rank = x.ndim - 2
     dn = ("NHWC", "HWIO", "NHWC") if rank == 2 else ("NWC", "WIO", "NWC")
     return lax.conv_general_dilated(x, w, (1,) * rank, "SAME", dimension_numbers=dn)
+
+
+def _lax_conv(x, w):
+    from jax import lax
+
+    rank = x.ndim - 2
+    dn = ("NHWC", "HWIO", "NHWC") if rank == 2 else ("NWC", "WIO", "NWC")
+    return lax.conv_general_dilated(x, w, (1,) * rank, "SAME", dimension_numbers=dn)
+
+
+def _make_wgrad_conv():
+    import jax
+    from jax import lax
+
+    @jax.custom_vjp
+    def conv(x, w):
+        return _lax_conv(x, w)
+
+    def fwd(x, w):
+        return _lax_conv(x, w), (x, w)
+
+    def bwd(res, g):
+        x, w = res
+        dx = jax.vjp(lambda x: _lax_conv(x, w), x)[1](g)[0]
+        if x.shape[-1] < 8:  # a thin input: lax's own kernel gradient is fast, the patches are not
+            dw = jax.vjp(lambda w: _lax_conv(x, w), w)[1](g)[0]
+        else:
+            patches = im2col_patches(x, w.shape[:-2])
+            k = patches.shape[-1]
+            dw = lax.dot_general(patches.reshape(-1, k), g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
+                                 precision=lax.Precision.HIGHEST).reshape(w.shape)  # fmt: skip
+        return dx, dw
+
+    conv.defvjp(fwd, bwd)
+    return conv
+
+
+_WGRAD_CONV = []
+
+
+def wgrad_im2col_conv(x, w):
+    """``lax`` forward and input gradient; the kernel gradient as ``patches^T @ dy`` (one GEMM) for C >= 8."""
+    if not _WGRAD_CONV:
+        _WGRAD_CONV.append(_make_wgrad_conv())
+    return _WGRAD_CONV[0](x, w)

@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import _common as C  # noqa: E402
 import cnn_epoch as E  # noqa: E402
-from _im2col import im2col_conv, small_kernel_conv  # noqa: E402
+from _im2col import im2col_conv, small_kernel_conv, wgrad_im2col_conv  # noqa: E402
 
 FLAG_SETS = {
     "default": "",
@@ -176,7 +176,9 @@ def exactness(net: E.Net, batch: int) -> list:
         grad = jax.jit(jax.grad(E.raw_loss), static_argnums=(3, 4))
         logits = jax.jit(E.raw_logits, static_argnums=(2, 3))
         ref_l, ref_g = logits(p, xd, net, None), grad(p, xd, y, net, None)
-        for name, conv in (("im2col", im2col_conv), ("im2col first layer", small_kernel_conv)):
+        forms = (("im2col", im2col_conv), ("im2col first layer", small_kernel_conv),
+                 ("lax + im2col kernel grad", wgrad_im2col_conv))  # fmt: skip
+        for name, conv in forms:
             out.append(
                 [
                     name,
@@ -218,6 +220,7 @@ def mode_step(args) -> str:
         "lax.conv": E.build_raw_step(net, args.batch, x, y),
         "im2col (all convs)": E.build_raw_step(net, args.batch, x, y, conv=im2col_conv),
         "im2col (first layer)": E.build_raw_step(net, args.batch, x, y, conv=small_kernel_conv),
+        "lax + im2col kernel grad": E.build_raw_step(net, args.batch, x, y, conv=wgrad_im2col_conv),
     }
     for r in runners.values():
         r.run()
