@@ -21,7 +21,7 @@ from jaxnet.nn.attention import MultiHeadAttention, attention_weights, dot_produ
 from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
-from jaxnet.nn.conv import Conv, ConvTranspose
+from jaxnet.nn.conv import Conv, ConvTranspose, conv_channels_last
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
 from jaxnet.nn.embedding import Embedding
@@ -98,6 +98,7 @@ __all__ = [
     "binary_accuracy",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "conv_channels_last",
     "dot_product_attention",
     "dropout_mask",
     "get_loss",

@@ -22,9 +22,12 @@ The rank (1, 2 or 3) is the length of ``kernel_size``, which must be a tuple: ``
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxnet.nn import initializers
 from jaxnet.nn.core import check_size, fmt_shape, make_layer
@@ -155,6 +158,115 @@ def window_out(size: int, pads, window: int, stride: int) -> int:
     return (size + pads[0] + pads[1] - window) // stride + 1
 
 
+# --- gradients in XLA:CPU's fast layout ------------------------------------------------------------
+
+GRAD_LAYOUTS = ("auto", "channels_last", "autodiff")
+"""The values of ``grad_layout`` in :func:`Conv` and :func:`ConvTranspose`."""
+
+
+def _geo_key(geo: dict) -> tuple:
+    """A conv geometry as a hashable tuple of ``(name, value)`` (a static argument of :func:`conv_channels_last`)."""
+    return tuple((k, tuple(tuple(p) if isinstance(p, (tuple, list)) else p for p in v)) for k, v in sorted(geo.items()))
+
+
+def _channels_last_dn(rank: int) -> lax.ConvDimensionNumbers:
+    return dimension_numbers(rank, False)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def conv_channels_last(x, w, geo: tuple, groups: int):
+    """A channels-last convolution whose ``jax.grad`` runs in XLA:CPU's fast layout, also inside loops.
+
+    ``y = lax.conv_general_dilated(x, w, dimension_numbers=(NHWC, HWIO, NHWC), feature_group_count=groups,
+    **dict(geo))`` for inputs ``x`` of shape ``[N, *spatial, C]`` and HWIO kernels ``w`` of shape
+    ``[*K, C // groups, F]`` (1, 2 or 3 spatial axes; any ``window_strides``, ``padding``,
+    ``lhs_dilation``, ``rhs_dilation``); the result has ``x``'s dtype, which must equal ``w``'s.
+
+    Why (JAX issue 12868): ``jax.grad`` transposes a convolution into convolutions with swapped
+    dimension numbers (``f01b_i01o->01bf`` for the kernel gradient, ``b01f_01oi->b01f`` for the
+    input gradient). In a single jitted step XLA:CPU rewrites them into its canonical layout
+    (``b01f_01io->b01f``, run by its Eigen/oneDNN kernels), but in the body of a ``lax.scan`` or
+    ``while`` it keeps them and emits generic loops, 10 to 100 times slower.
+
+    How: a ``jax.custom_jvp`` whose tangent is ``conv(x_dot, w) + conv(x, w_dot)`` with each term's
+    operands stored in the layout that makes JAX's own transpose rules produce canonical
+    convolutions: the input-tangent term reads the kernel transposed to ``[*K, F, C/G]`` (its
+    transpose, the input gradient, then reads the flipped kernel as ``HWIO`` with the output
+    gradient ``[N, *S, F]``), and the kernel-tangent term reads ``x`` transposed to
+    ``[C/G, *S, G * N]`` and ``w_dot`` to ``[C/G, *K, F]``, with ``batch_group_count=G`` and
+    output ``[*S_out, N, F]`` (its transpose, the kernel gradient, is then the channels-last
+    convolution ``[C/G, *S, G * N] x [*S_out, N, F] -> [C/G, *K, F]`` with
+    ``feature_group_count=G``). The padding, flips and dilations of the gradients are therefore
+    JAX's own, and ``jax.grad`` of this function equals ``jax.grad`` of the plain convolution
+    (the same sums in the same order: equal in practice to the last bit). Being a ``custom_jvp``,
+    it keeps forward mode: ``jax.jvp``, ``jax.jacfwd`` and ``jax.hessian`` work (the forward-mode
+    tangent convolutions run in the non-canonical layouts, which is correct but not fast).
+    """
+    return lax.conv_general_dilated(x, w, dimension_numbers=_channels_last_dn(w.ndim - 2), feature_group_count=groups,
+                                    **dict(geo))  # fmt: skip
+
+
+def _conv_channels_last_jvp(geo, groups, primals, tangents):
+    x, w = primals
+    xd, wd = tangents
+    rank = w.ndim - 2
+    kw = dict(geo)
+    y = conv_channels_last(x, w, geo, groups)
+    sp = tuple(range(1, rank + 1))
+    terms = []
+    if not isinstance(xd, SymbolicZero):
+        dn = lax.ConvDimensionNumbers(lhs_spec=(0, rank + 1, *sp), rhs_spec=(rank, rank + 1, *range(rank)),
+                                      out_spec=(0, rank + 1, *sp))  # fmt: skip
+        wt = jnp.swapaxes(w, rank, rank + 1)  # [*K, F, C/G]
+        terms.append(lax.conv_general_dilated(xd, wt, dimension_numbers=dn, feature_group_count=groups, **kw))
+    if not isinstance(wd, SymbolicZero):
+        n, c = x.shape[0], x.shape[-1]
+        xs = x.reshape(n, *x.shape[1:-1], groups, c // groups)
+        xs = jnp.transpose(xs, (rank + 2, *sp, rank + 1, 0)).reshape(c // groups, *x.shape[1:-1], groups * n)
+        wdt = jnp.moveaxis(wd, rank, 0)  # [C/G, *K, F]
+        dn = lax.ConvDimensionNumbers(lhs_spec=(rank + 1, 0, *sp), rhs_spec=(rank + 1, 0, *sp),
+                                      out_spec=(rank, rank + 1, *range(rank)))  # fmt: skip
+        yb = lax.conv_general_dilated(xs, wdt, dimension_numbers=dn, batch_group_count=groups, **kw)
+        terms.append(jnp.moveaxis(yb, rank, 0))
+    if not terms:
+        return y, jnp.zeros_like(y)
+    return y, terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+conv_channels_last.defjvp(_conv_channels_last_jvp, symbolic_zeros=True)
+
+
+def conv_forward(x, w, geo: dict, groups: int, channels_first: bool, grad_layout: str):
+    """A Conv/ConvTranspose convolution (HWIO kernel) with the gradient rule that ``grad_layout`` selects.
+
+    * ``"channels_last"``: :func:`conv_channels_last` (a ``channels_first`` input is transposed
+      to channels-last and back around it), whose gradients are canonical convolutions;
+    * ``"autodiff"``: the plain convolution in the input's layout, differentiated by JAX's rules;
+    * ``"auto"``: ``"channels_last"`` in a program lowered for the CPU, ``"autodiff"`` for any other
+      platform, chosen per lowering platform by ``jax.lax.platform_dependent``.
+
+    ``x`` and ``w`` must have the same floating dtype; the result has it too.
+    """
+    rank = w.ndim - 2
+
+    def plain(x, w):
+        return lax.conv_general_dilated(
+            x, w, dimension_numbers=dimension_numbers(rank, channels_first), feature_group_count=groups, **geo
+        )
+
+    def fast(x, w):
+        if channels_first:
+            x = jnp.moveaxis(x, 1, -1)
+        y = conv_channels_last(x, w, _geo_key(geo), groups)
+        return jnp.moveaxis(y, -1, 1) if channels_first else y
+
+    if grad_layout == "autodiff":
+        return plain(x, w)
+    if grad_layout == "channels_last":
+        return fast(x, w)
+    return lax.platform_dependent(x, w, cpu=fast, default=plain)
+
+
 # --- the layers -----------------------------------------------------------------------------------
 
 
@@ -172,6 +284,7 @@ def _conv_layer(
     channels_first,
     name,
     dtype,
+    grad_layout,
 ):
     title = "ConvTranspose" if kind == "conv_transpose" else "Conv"
     check_size(title, "features", features)
@@ -184,6 +297,8 @@ def _conv_layer(
     padding = check_padding(display, padding, rank)
     if not isinstance(channels_first, bool):
         raise TypeError(f"{display}: channels_first must be a bool, got {channels_first!r}")
+    if grad_layout not in GRAD_LAYOUTS:
+        raise ValueError(f"{display}: grad_layout must be one of {GRAD_LAYOUTS}, got {grad_layout!r}")
     if features % groups:
         raise ValueError(f"{display}: groups={groups} must divide features={features}")
     w_init = initializers.get(w_init, where=f"{display} w_init")
@@ -197,7 +312,6 @@ def _conv_layer(
     )
     chan = 1 if channels_first else rank + 1
     spat = spatial_axes(rank, channels_first)
-    dn = dimension_numbers(rank, channels_first)
 
     def check_input(shape, where):
         if len(shape) != rank + 2:
@@ -247,9 +361,7 @@ def _conv_layer(
         dt = jnp.result_type(x.dtype, w.dtype)
         if not jnp.issubdtype(dt, jnp.inexact):
             dt = jnp.float32
-        y = lax.conv_general_dilated(
-            x.astype(dt), w.astype(dt), dimension_numbers=dn, feature_group_count=groups, **geo
-        )
+        y = conv_forward(x.astype(dt), w.astype(dt), geo, groups, channels_first, grad_layout)
         if use_bias:
             y = y + params["b"].astype(dt).reshape((features,) + (1,) * rank if channels_first else (features,))
         return y, state
@@ -271,6 +383,7 @@ def Conv(
     channels_first: bool = False,
     name: str | None = None,
     dtype=jnp.float32,
+    grad_layout: str = "auto",
 ) -> Layer:
     """An N-d convolution (cross-correlation) layer over 1, 2 or 3 spatial axes, on ``lax.conv_general_dilated``.
 
@@ -292,6 +405,12 @@ def Conv(
       channels_first: inputs ``[N, C, *spatial]`` instead of ``[N, *spatial, C]``.
       name: the key of this layer's params in a ``serial`` model.
       dtype: dtype of the params.
+      grad_layout: how ``jax.grad`` differentiates the convolution: ``"auto"`` (default) uses
+        :func:`conv_channels_last`, whose input and kernel gradients are convolutions in
+        XLA:CPU's fast channels-last layout even inside ``lax.scan`` (JAX issue 12868), in programs
+        lowered for the CPU and JAX's own rules elsewhere (cuDNN and TPUs handle every layout);
+        ``"channels_last"`` uses that rule on every platform; ``"autodiff"`` never does. All three
+        give the same values; see the performance guide.
 
     Params: ``{"w": [*kernel_size, C_in // groups, features], "b": [features]}``.
 
@@ -300,7 +419,7 @@ def Conv(
 
     Raises:
       TypeError/ValueError: at construction for an int or bad ``kernel_size``, non-positive or
-        non-int strides/dilation/groups, a bad padding spec, or ``groups`` not dividing
+        non-int strides/dilation/groups, a bad padding spec or ``grad_layout``, or ``groups`` not dividing
         ``features``; at init/apply for an input with the wrong number of axes, a channel count
         ``groups`` does not divide or that differs from the initialised one, or a kernel larger
         than the padded input.
@@ -312,7 +431,7 @@ def Conv(
     """
     return _conv_layer(
         "conv", features, kernel_size, strides, padding, dilation, groups, w_init, b_init, use_bias, channels_first,
-        name, dtype,
+        name, dtype, grad_layout,
     )  # fmt: skip
 
 
@@ -330,6 +449,7 @@ def ConvTranspose(
     channels_first: bool = False,
     name: str | None = None,
     dtype=jnp.float32,
+    grad_layout: str = "auto",
 ) -> Layer:
     """A transposed ("fractionally strided") convolution, with ``lax.conv_transpose``'s conventions (as Flax's).
 
@@ -350,5 +470,5 @@ def ConvTranspose(
     """
     return _conv_layer(
         "conv_transpose", features, kernel_size, strides, padding, dilation, groups, w_init, b_init, use_bias,
-        channels_first, name, dtype,
+        channels_first, name, dtype, grad_layout,
     )  # fmt: skip
