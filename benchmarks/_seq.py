@@ -123,7 +123,7 @@ def raw_transformer_logits(params, ids, cfg, attention=None):
         u = jax.nn.gelu(u @ p["mlp_in"]["w"] + p["mlp_in"]["b"], approximate=False)
         h = h + u @ p["mlp_out"]["w"] + p["mlp_out"]["b"]
     h = _layer_norm(params["norm"], h)
-    return (h / math.sqrt(cfg["d_model"])) @ emb.T  # the tied head's 1/sqrt(d_model), as transformer_lm
+    return h @ emb.T
 
 
 def raw_lstm_logits(params, ids, cfg):
@@ -258,7 +258,7 @@ def torch_model(name: str, cfg: dict, params):
             h = F.embedding(ids, self.embed) + self.pos[: ids.shape[1]]
             for blk in self.blocks:
                 h = blk(h)
-            return (self.norm(h) / math.sqrt(cfg["d_model"])) @ self.embed.T
+            return self.norm(h) @ self.embed.T
 
     return LM()
 

@@ -50,7 +50,6 @@ import jax.numpy as jnp
 from jaxnet.nn.attention import _split_input, attention_weights
 from jaxnet.nn.dropout import dropout_mask
 from jaxnet.nn.positional import apply_rope
-from jaxnet.nn.transformer import tied_logits
 from jaxnet.types import Array
 
 __all__ = ["dot_product_attention_backward", "dot_product_attention_forward"]
@@ -602,7 +601,7 @@ def _lm_forward(layer, params, state, x, key, train, mask=None):
     if final is not None:
         h, _, saved["norm"] = _forward(final, params["norm"], {}, h, None, train, None)
     if head is None:
-        return tied_logits(h, params["embedding"]["embedding"]), state, (saved, h)
+        return h @ params["embedding"]["embedding"].T, state, (saved, h)
     y, _, saved["head"] = _forward(head, params["head"], {}, h, None, train, None)
     return y, state, (saved, h)
 
@@ -612,11 +611,9 @@ def _lm_backward(layer, params, saved_all, g):
     embed, pos, block, final, head = _lm_parts(layer, params)
     grads = {}
     if head is None:
-        # logits = (h s) E^T with s = 1/sqrt(d_model): dh = s g E, dE = s g^T h
         table = params["embedding"]["embedding"]
-        s = h_last.shape[-1] ** -0.5
-        d = (g @ table.astype(g.dtype)) * s
-        tied = (g.reshape(-1, g.shape[-1]).T @ h_last.reshape(-1, h_last.shape[-1])) * s
+        d = g @ table.astype(g.dtype)
+        tied = g.reshape(-1, g.shape[-1]).T @ h_last.reshape(-1, h_last.shape[-1])
     else:
         d, grads["head"] = _backward(head, params["head"], saved["head"], g)
     if final is not None:

@@ -17,6 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jaxnet.nn import initializers
 from jaxnet.nn.activation_layers import activation_layer
 from jaxnet.nn.attention import MultiHeadAttention
 from jaxnet.nn.core import check_real, check_size, make_layer
@@ -183,11 +184,6 @@ def TransformerBlock(
     )
 
 
-def tied_logits(h: jax.Array, table: jax.Array) -> jax.Array:
-    """A tied output head: ``(h / sqrt(d)) E^T`` for ``h`` ``[..., d]`` and the embedding ``E`` ``[vocab, d]``."""
-    return (h * jnp.asarray(h.shape[-1] ** -0.5, h.dtype)) @ table.T
-
-
 def transformer_lm(
     vocab_size: int,
     d_model: int,
@@ -209,10 +205,11 @@ def transformer_lm(
     """A decoder-only (causal) transformer language model: ids ``[batch, time]`` to logits ``[batch, time, vocab]``.
 
     ``h = positions(E[tokens])``, then ``num_layers`` causal :func:`TransformerBlock`\\ s, a final norm
-    (pre-norm models) and ``logits = (h / sqrt(d_model)) E^T`` (tied, default) or ``h W + b`` (untied
-    ``"head"``). The tied head's ``1/sqrt(d_model)`` is Mesh TensorFlow's T5 convention: the embedding
-    rows start as N(0, 1), so ``h E^T`` alone would give logits of spread ``sqrt(d_model)`` at
-    initialization (a first loss far above ``ln(vocab_size)``) and slow training.
+    (pre-norm models) and ``logits = h E^T`` (tied, default) or ``h W + b`` (untied ``"head"``).
+    The token embedding starts as N(0, 0.02^2) and learned positions as N(0, 0.02^2), GPT-2's
+    initialization (Radford et al. 2019): with :func:`~jaxnet.nn.Embedding`'s own N(0, 1), a tied
+    head's logit of the current token would start near ``sqrt(d_model)`` and the first loss far
+    above ``ln(vocab_size)``.
 
     Args:
       vocab_size: number of token ids.
@@ -249,7 +246,7 @@ def transformer_lm(
     if positions not in ("learned", "sinusoidal", "rope"):
         raise ValueError(f"transformer_lm: positions must be 'learned', 'sinusoidal' or 'rope', got {positions!r}")
     display = f"transformer_lm({vocab_size}, {d_model}, {num_layers}, {num_heads}, {max_len})"
-    embed = Embedding(vocab_size, d_model, dtype=dtype)
+    embed = Embedding(vocab_size, d_model, initializers.normal(0.02), dtype=dtype)
     pos = (
         LearnedPositions(max_len, dtype=dtype)
         if positions == "learned"
@@ -307,7 +304,7 @@ def transformer_lm(
         if final is not None:
             h, _ = final.apply(params["norm"], {}, h, train=train)
         if head is None:
-            return tied_logits(h, params["embedding"]["embedding"]), state
+            return h @ params["embedding"]["embedding"].T, state
         return head.apply(params["head"], {}, h, train=train)[0], state
 
     def cached_step(params, tokens, cache, start):
@@ -333,7 +330,7 @@ def transformer_lm(
         if final is not None:
             h, _ = final.apply(params["norm"], {}, h, train=False)
         if head is None:
-            return tied_logits(h, params["embedding"]["embedding"]), new_cache
+            return h @ params["embedding"]["embedding"].T, new_cache
         return head.apply(params["head"], {}, h, train=False)[0], new_cache
 
     config = {
