@@ -112,7 +112,6 @@ def main() -> None:
     import _variants as V
     import jax
     import jax.numpy as jnp
-    from jax import lax
 
     import jaxnet as jn
     from jaxnet.train import epoch as E
@@ -130,15 +129,7 @@ def main() -> None:
     opt = V.raw_adam_init(params)
     xs, ys = x.reshape(steps, b, -1), y.reshape(steps, b)
 
-    def raw_precut(params, opt, xs, ys):
-        def body(c, batch):
-            p, o, loss = V.raw_step(*c, *batch)
-            return (p, o), loss
-
-        (params, opt), losses = lax.scan(body, (params, opt), (xs, ys))
-        return params, opt, losses.mean()
-
-    rows.append(measure("raw scan (pre-cut)", jax.jit(raw_precut), (params, opt, xs, ys)))
+    rows.append(measure("raw scan (pre-cut)", jax.jit(V.raw_epoch_precut), (params, opt, xs, ys)))
     raw_shuf = jax.jit(functools.partial(V.raw_epoch, steps=steps, batch=b))
     rows.append(measure("raw scan (shuffled)", raw_shuf, (params, opt, x, y, jax.random.PRNGKey(1))))
 

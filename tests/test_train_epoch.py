@@ -145,7 +145,8 @@ def test_guard_catches_a_nonfinite_loss_and_a_halted_epoch_is_skipped():
     first = int(np.flatnonzero((np.asarray(idx) == 17).any(axis=1))[0])
     run = jax.jit(epoch_module.train_epoch, static_argnums=0)
     p, _, o, halted, bad, m = run(cfg, _copy(params), state, opt.init(params), x, y, w, key, False)
-    assert bool(halted) and int(bad) == first
+    assert bool(halted) and int(bad) == first and int(o.count) == first
+    assert np.isfinite(float(m["loss"]))  # the mean over the finite steps only
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(p))
     # halted on entry: nothing runs, the inputs come back unchanged
     p3, _, _, halted3, bad3, m3 = run(cfg, _copy(params), state, opt.init(params), x, y, w, key, True)

@@ -362,7 +362,11 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
             return tree_select(ok, (p2, s2, o2), (p, s, o)), logs, ok
 
         def skip(_):
-            return (p, s, o), jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), log_shapes), jnp.asarray(False)
+            return (
+                (p, s, o),
+                jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), log_shapes),
+                jnp.asarray(False),
+            )
 
         (p, s, o), logs, ok = lax.cond(stop, skip, go, None)
         bad = jnp.where(~stop & ~ok, i, bad)
@@ -408,8 +412,6 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
     count = jnp.where(count > 0, count, 1)
     means = {k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32) * real) / count for k, v in logs.items()}
     return params, state, opt_state, halted_out, bad, means
-
-
 
 
 def evaluate_batched(
