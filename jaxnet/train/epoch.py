@@ -3,7 +3,7 @@
 An epoch shuffles the ``n`` training samples, cuts them into ``n // batch_size``
 mini-batches and takes one optimizer step per batch. Here all of that (the shuffle,
 the gathers, augmentation, the updates and the running metrics) is a single
-``lax.scan``, and several epochs, each followed by a validation pass and the
+compiled loop over the steps, and several epochs, each followed by a validation pass and the
 early-stopping bookkeeping, are an outer ``lax.scan``: one dispatch from Python runs
 ``epochs_per_call`` epochs.
 
@@ -24,10 +24,11 @@ Models, metric functions and optax transforms compare by identity: build them on
 Non-finite guard. The result is as if, after every step, the loss and the new
 params/state were checked; on the first non-finite value the step's result is
 discarded, the carry keeps the last finite params/state/optimizer state, every
-remaining step and epoch is skipped, and the epoch and step are recorded. To keep the
-common path fast, an epoch first runs unguarded, checking each step's loss and the
-final params once; only an epoch that met a non-finite value is replayed with the
-per-step check (see :func:`train_epoch`).
+remaining step and epoch is skipped, and the epoch and step are recorded. The epoch's
+steps are one loop that stops after the first non-finite step; only then is the loop run
+a second time over the steps before it, from the epoch's start with the same keys and
+batches, to recover the last finite values (see :func:`train_epoch`). The step is traced
+and compiled once: there is no second, guarded copy of it in the program.
 """
 
 from __future__ import annotations
@@ -186,25 +187,26 @@ def train_epoch(
     *,
     axis_name: str | None = None,
 ) -> tuple[Params, State, OptState, Array, Array, dict[str, Array]]:
-    """One epoch as one ``lax.scan``; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
+    """One epoch as one compiled loop; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
 
     ``metrics`` holds the means, over the real samples of the epoch's finite steps, of the
     step metrics (each step weighted by its batch's total sample weight).
     ``halted`` comes in (skip everything) and goes out (a non-finite value was met at
     ``bad_step``, -1 if none).
 
-    The guard costs almost nothing on the common path: a plain scan runs the epoch and
-    records only whether each step's loss was finite, and the final params and state are
-    checked once. Only when that finds a non-finite value is the epoch replayed from its
-    start, with the full per-step check (loss, params and state) and a select that keeps
-    the last finite values. The replay draws the same keys and batches, so it reproduces
-    the plain run step for step up to the first bad step.
+    The program is one ``while_loop`` over the steps inside a ``while_loop`` over at most
+    two passes, and holds one copy of the step. Each step checks its loss (a scalar the
+    step computes anyway) and the new params and state (one reduction per leaf); the loop
+    stops after the first step that fails. Only then does a second pass run the steps
+    before it again, from the epoch's start with the same keys and batches, which leaves
+    the last finite values and the metrics of the finite steps. The common path therefore
+    costs one pass and no per-step copy or select of the params; the metrics are summed in
+    the loop's carry (no per-step arrays to reduce afterwards).
 
-    ``axis_name``: the ``jax.vmap`` axis of ensemble members, when the epoch runs under one.
-    The replay decision is then taken for all members at once (any member non-finite:
-    all replay, which leaves the finite members' results unchanged). A per-member decision
-    would be a batched ``lax.cond``, which ``vmap`` turns into running both branches: the
-    replay would run on every epoch.
+    ``axis_name``: the ``jax.vmap`` axis of ensemble members, when the epoch runs under one
+    (see :func:`_train_epoch_members`, which keeps a per-member decision out of the step loop).
+
+    Raises nothing itself; errors in the model, loss or optimizer surface when tracing.
     """
     if axis_name is not None:
         return _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, axis_name=axis_name)
