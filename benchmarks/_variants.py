@@ -10,6 +10,9 @@ Per-step variants get the mini-batches pre-cut, already on the device, in a fixe
 (the cheapest possible input pipeline, which flatters them); scan variants shuffle the
 samples on the device every epoch and gather each batch inside the compiled program, and
 so does ``raw-jax-step-shuffled``, the per-step loop doing the same work as the scans.
+``raw-jax-scan-precut`` is the hand-written scan over the per-step variants' pre-cut batches
+(no shuffle): the cheapest epoch there is, what jaxnet's epoch is held to with its shuffle
+included; ``jaxnet-fit`` calls :func:`jaxnet.train.fit` for one epoch per call.
 A builder raises :class:`Unavailable` when its library is not installed.
 """
 
@@ -191,6 +194,37 @@ def build_raw_scan(cfg, steps, dtype, x, y):
     return run
 
 
+def raw_epoch_precut(params, opt, xs, ys):
+    """An epoch as one ``lax.scan`` over batches cut before the call (``xs [steps, batch, ...]``): no shuffle."""
+    from jax import lax
+
+    def body(carry, batch):
+        p, o, loss = raw_step(*carry, *batch)
+        return (p, o), loss
+
+    (params, opt), losses = lax.scan(body, (params, opt), (xs, ys))
+    return params, opt, losses.mean()
+
+
+def build_raw_scan_precut(cfg, steps, dtype, x, y):
+    """The hand-written scan with the cheapest input: the same pre-cut batches every epoch, on the device."""
+    import jax
+    import jax.numpy as jnp
+
+    params = raw_init(jax.random.PRNGKey(0), cfg.sizes, dtype)
+    carry = [params, raw_adam_init(params)]
+    epoch = jax.jit(raw_epoch_precut, donate_argnums=(0, 1))
+    xs = jnp.asarray(x, dtype).reshape(steps, cfg.batch, *x.shape[1:])
+    ys = jnp.asarray(y).reshape(steps, cfg.batch)
+
+    def run():
+        p, o, loss = epoch(*carry, xs, ys)
+        jax.block_until_ready((p, loss))
+        carry[:] = p, o
+
+    return run
+
+
 # ---------------------------------------------------------------------------------------------
 # jaxnet
 
@@ -243,6 +277,39 @@ def build_jaxnet_scan(cfg, steps, dtype, x, y):
                 "(the engine's guard skipped the remaining steps)"
             )
         carry[:] = p, s, o
+
+    return run
+
+
+def build_jaxnet_fit(cfg, steps, dtype, x, y):
+    """``jaxnet.train.fit`` for one epoch per call, resumed from the previous call's params (the first
+    call compiles the program ``fit`` runs; later calls find it in jax's cache)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxnet.train import fit
+
+    model, opt, params, state, opt_state = _jaxnet_parts(cfg, dtype)
+    data = (jnp.asarray(x, dtype), jnp.asarray(y))
+    carry = [params, state, opt_state]
+    calls = iter(range(10**9))
+
+    def run():
+        r = fit(
+            model,
+            JAXNET_LOSS,
+            opt,
+            data,
+            epochs=1,
+            batch_size=cfg.batch,
+            key=jax.random.PRNGKey(next(calls)),
+            init=tuple(carry),
+            progress=False,
+        )
+        if r.history.stop_reason == "nonfinite":
+            raise FloatingPointError("jaxnet-fit: non-finite loss or params (the guard stopped the epoch)")
+        jax.block_until_ready(r.params)
+        carry[:] = r.params, r.state, r.opt_state
 
     return run
 
@@ -446,6 +513,8 @@ VARIANTS = {
     "raw-jax-step": build_raw_step,
     "raw-jax-scan": build_raw_scan,
     "raw-jax-step-shuffled": build_raw_step_shuffled,
+    "raw-jax-scan-precut": build_raw_scan_precut,
+    "jaxnet-fit": build_jaxnet_fit,
     "flax-linen": build_flax_linen,
     "flax-nnx": build_flax_nnx,
     "equinox": build_equinox,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark suite on a GPU machine: throughput in float32 and bfloat16 (the large config scaled to
 # 784-4096-4096-10, batch 8192) as a share of the GPU's matrix-multiply rate measured in the same run;
-# jaxnet's per-call cost against the hand-written step (one process); ensemble scaling; data-parallel
-# scaling when there are several GPUs.
+# jaxnet's per-call cost against the hand-written step (one process); ensemble scaling; the sequence models
+# (transformer LM and LSTM steps, bfloat16, with a cuDNN-attention reference); the CNN configs' compiled epoch
+# against per-step loops (cnn_epoch.py); data-parallel scaling when there are several GPUs.
 #
 #   bash benchmarks/gpu.sh            # about 8 min: jaxnet against hand-written JAX, torch.compile last
 #   bash benchmarks/gpu.sh --full     # ~20 min: every installed peer, two rounds
@@ -59,6 +60,9 @@ if (( FULL )); then
     stage gpu-throughput-bf16 400 throughput.py --dtype bfloat16 --rounds 2 --budget 300 --variants "$CORE" --matmul-backends jax
     stage gpu-step-overhead 200 step_overhead.py --configs overhead,small,medium,large --rounds 15
     stage gpu-ensemble 200 ensemble_scaling.py --rounds 2 --budget 150
+    stage gpu-sequence-f32 400 sequence.py --dtype float32 --rounds 2 --budget 300
+    stage gpu-sequence-bf16 400 sequence.py --dtype bfloat16 --rounds 2 --budget 300
+    stage gpu-cnn 300 cnn_epoch.py --rounds 2 --variants jaxnet-step,jaxnet-epoch,jaxnet-fit,raw-step,raw-scan,flax-linen
 else
     # In order of importance: the per-step and scan targets, the per-call cost, ensembles, bfloat16, torch.
     F32=jaxnet-step,jaxnet-scan,raw-jax-step,raw-jax-scan
@@ -67,6 +71,11 @@ else
     stage gpu-ensemble 90 ensemble_scaling.py --rounds 1 --members 1,8
     stage gpu-throughput-bf16 120 throughput.py --dtype bfloat16 --rounds 1 --variants jaxnet-step,jaxnet-scan,raw-jax-step \
         --matmul-backends jax
+    # sequence models in bfloat16: jaxnet's transformer and LSTM steps, the hand-written ones, and the
+    # hand-written transformer with cuDNN's fused attention (jax.nn.dot_product_attention)
+    stage gpu-sequence-bf16 150 sequence.py --dtype bfloat16 --rounds 1 --variants jaxnet-step,raw-jax-step,raw-jax-cudnn
+    # The CNN configs' compiled epoch against the per-step loops (PyTorch's CNN variants run on the CPU only).
+    stage gpu-cnn 150 cnn_epoch.py --quick --variants jaxnet-step,jaxnet-epoch,raw-step,raw-scan
     (( SMOKE )) || stage gpu-torch-compile-large 120 throughput.py --dtype float32 --rounds 1 --configs large \
         --variants torch-compile --no-matmul
 fi

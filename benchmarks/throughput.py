@@ -18,10 +18,17 @@ Usage::
     python benchmarks/throughput.py                          # everything installed, 3 rounds
     python benchmarks/throughput.py --configs overhead,small --variants jaxnet-step,raw-jax-step --rounds 5
     python benchmarks/throughput.py --smoke                  # seconds: checks that it all runs
+    python benchmarks/throughput.py --epoch --rounds 2       # only the variants of the epoch table (issue 16)
+
+The last table compares jaxnet's compiled epoch (``jaxnet-scan``: ``make_train_epoch``, which
+shuffles every epoch) with the hand-written scan over pre-cut batches (``raw-jax-scan-precut``,
+no shuffle) and with a shuffling one (``raw-jax-scan``), and the compile + first call of a
+``fit`` epoch (``jaxnet-fit``) with the hand-written scan's.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import traceback
@@ -35,7 +42,8 @@ MIN_TIME = {
     "gpu": {"overhead": 0.3, "small": 0.3, "medium": 0.3, "large": 0.5, "cnn": 0.3},
 }
 REF = "raw-jax-step"
-SMOKE_VARIANTS = "jaxnet-step,jaxnet-scan,raw-jax-step,raw-jax-scan"
+SMOKE_VARIANTS = "jaxnet-step,jaxnet-scan,jaxnet-fit,raw-jax-step,raw-jax-scan,raw-jax-scan-precut"
+EPOCH_VARIANTS = "jaxnet-scan,jaxnet-fit,raw-jax-step,raw-jax-scan,raw-jax-scan-precut"
 
 
 def worker(argv) -> None:
@@ -206,6 +214,51 @@ def target_table(targets: dict, results: dict, configs, rounds: int) -> str:
     return C.markdown_table(["target", "goal", "measured (median [range] over rounds)", "verdict"], rows)
 
 
+def epoch_table(results: dict, configs, rounds: int) -> str:
+    """The compiled epoch against hand-written JAX (issue 16): throughput and compile + first call ratios."""
+    rows = []
+
+    def ratio(a, b, key="samples_per_s", c=None):
+        return _ratio(_per_round(results, a, c, key, rounds), _per_round(results, b, c, key, rounds))
+
+    def add(what, goal, s, ok):
+        verdict = ("met" if ok(s["median"]) else "missed") if (s and ok) else "—"
+        rows.append([what, goal, C.fmt(s, ".2f") if s else "not measured", verdict])
+
+    for c in configs:
+        add(
+            f"jaxnet-scan / raw-jax-scan-precut (shuffle included vs none), {c}",
+            "≥ 1.0",
+            ratio("jaxnet-scan", "raw-jax-scan-precut", c=c),
+            lambda m: m >= 1.0,
+        )
+        add(
+            f"jaxnet-scan / raw-jax-scan (both shuffle every epoch), {c}",
+            "",
+            ratio("jaxnet-scan", "raw-jax-scan", c=c),
+            None,
+        )
+        add(
+            f"jaxnet-scan / raw-jax-step (per-step loop, pre-cut), {c}",
+            "≥ 1.3" if c == "overhead" else "",
+            ratio("jaxnet-scan", "raw-jax-step", c=c),
+            (lambda m: m >= 1.3) if c == "overhead" else None,
+        )
+        add(
+            f"compile + first call: jaxnet-fit / raw-jax-scan-precut, {c}",
+            "≤ 1.5",
+            ratio("jaxnet-fit", "raw-jax-scan-precut", "first_call_s", c=c),
+            lambda m: m <= 1.5,
+        )
+        add(
+            f"compile + first call: jaxnet-scan / raw-jax-scan-precut, {c}",
+            "",
+            ratio("jaxnet-scan", "raw-jax-scan-precut", "first_call_s", c=c),
+            None,
+        )
+    return C.markdown_table(["ratio", "goal", "measured (median [range] over rounds)", "verdict"], rows)
+
+
 def main() -> None:
     import _variants as V
 
@@ -219,6 +272,7 @@ def main() -> None:
         help="one process per (variant, config) instead of one per variant (slower, more isolated)",
     )
     p.add_argument("--no-matmul", action="store_true", help="skip the matrix-multiply rate jobs")
+    p.add_argument("--epoch", action="store_true", help=f"variants {EPOCH_VARIANTS} only, no matmul jobs")
     p.add_argument("--matmul-backends", default="jax,torch", help="backends whose matmul rate is measured")
     args = C.parse_or_work(p, worker)
     if args is None:
@@ -229,7 +283,13 @@ def main() -> None:
         C.get_config(c, profile)
     variants = [
         v.strip()
-        for v in (SMOKE_VARIANTS if args.smoke and "--variants" not in sys.argv else args.variants).split(",")
+        for v in (
+            EPOCH_VARIANTS
+            if args.epoch
+            else SMOKE_VARIANTS
+            if args.smoke and "--variants" not in sys.argv
+            else args.variants
+        ).split(",")
         if v.strip()
     ]
     unknown = [v for v in variants if v not in V.VARIANTS]
@@ -245,7 +305,7 @@ def main() -> None:
         for g in groups:
             name = v if len(groups) == 1 else f"{v}@{g[0]}"
             jobs[name] = ("throughput.py", [v, ",".join(g), profile, args.dtype, smoke])
-    if not args.no_matmul:
+    if not (args.no_matmul or args.epoch):
         jobs.update(
             matmul_rate.jobs_for(
                 args.dtype, profile, configs, args.smoke, [b for b in args.matmul_backends.split(",") if b]
@@ -253,19 +313,24 @@ def main() -> None:
         )
     print(f"throughput: {len(jobs)} jobs x {rounds} rounds ({profile}, {args.dtype})", flush=True)
     head = C.header(f"Training throughput ({args.dtype}, {profile})", sys.argv)
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     def render(results):
         if args.split_configs:
             results = merge_split(results)
         body, targets = tables(results, configs, variants, profile, rounds)
+        load_now = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         return (
             head
+            + f"- load average (1 min): {load_start:.1f} at the start, {load_now:.1f} at the end\n"
             + "\n"
             + body
             + "\n\n#### Matrix-multiply rate measured in the same rounds\n\n"
             + matmul_rate.table(results, profile, configs)
             + "\n\n#### Targets\n\n"
             + target_table(targets, results, configs, rounds)
+            + "\n\n#### The compiled epoch against hand-written JAX (issue 16)\n\n"
+            + epoch_table(results, configs, rounds)
         )
 
     results = C.run_rounds(

@@ -123,3 +123,28 @@ def test_config_flop_count():
     cfg = C.CONFIGS["medium"]
     assert cfg.weights == 784 * 1024 + 1024 * 1024 + 1024 * 10
     assert cfg.flops_per_sample == 6 * cfg.weights
+
+
+def test_epoch_variants_and_the_epoch_table(capsys):
+    # issue 16: the hand-written scan over pre-cut batches and a fit epoch run; the table pairs rounds
+    import throughput
+
+    for v in ("raw-jax-scan-precut", "jaxnet-fit"):
+        res = worker_result(capsys, throughput.worker, [v, "smoke", "cpu", "float32", "1"])
+        assert res["configs"]["smoke"]["samples_per_s"] > 0 and res["configs"]["smoke"]["first_call_s"] > 0, res
+
+    def run(sps, first):
+        return [{"round": 0, "configs": {"overhead": {"samples_per_s": sps, "first_call_s": first}}}]
+
+    results = {
+        "jaxnet-scan": run(120.0, 3.0),
+        "jaxnet-fit": run(100.0, 2.0),
+        "raw-jax-scan-precut": run(100.0, 1.0),
+        "raw-jax-scan": run(60.0, 1.5),
+        "raw-jax-step": run(80.0, 0.5),
+    }
+    md = throughput.epoch_table(results, ["overhead"], 1)
+    assert "| jaxnet-scan / raw-jax-scan-precut (shuffle included vs none), overhead | ≥ 1.0 | 1.20 | met |" in md
+    assert "| jaxnet-scan / raw-jax-scan (both shuffle every epoch), overhead |  | 2.00 | — |" in md
+    assert "| jaxnet-scan / raw-jax-step (per-step loop, pre-cut), overhead | ≥ 1.3 | 1.50 | met |" in md
+    assert "| compile + first call: jaxnet-fit / raw-jax-scan-precut, overhead | ≤ 1.5 | 2.00 | missed |" in md

@@ -131,3 +131,18 @@ def test_bad_input():
         TransformerBlock(3, 16).init(jax.random.PRNGKey(0), (-1, 4, 8))
     with pytest.raises(ValueError, match=r"TransformerBlock: norm must be 'pre' or 'post', got 'middle'"):
         TransformerBlock(2, 16, norm="middle")
+
+
+def test_lm_tied_head_starts_near_the_uniform_loss():
+    """GPT-2's N(0, 0.02^2) embedding: at initialization the next-token loss of random text is ln(vocab)."""
+    vocab, d = 256, 128
+    model = transformer_lm(vocab, d, 1, 4, 16)
+    _, params, state = model.init(jax.random.PRNGKey(0), (-1, 16))
+    tokens = jax.random.randint(jax.random.PRNGKey(1), (8, 16), 0, vocab)
+    logits, _ = model.apply(params, state, tokens, train=False)
+    # the next token of random text is unpredictable: the loss is ln(vocab) plus what the logits' spread adds
+    logp = jax.nn.log_softmax(logits[:, :-1])
+    loss = -jnp.mean(jnp.take_along_axis(logp, tokens[:, 1:, None], -1))
+    assert float(jnp.std(logits)) < 0.5
+    assert abs(float(loss) - np.log(vocab)) < 0.1, float(loss)
+    np.testing.assert_allclose(np.std(params["embedding"]["embedding"]), 0.02, rtol=0.05)

@@ -156,6 +156,20 @@ def test_second_fit_with_same_shapes_does_not_retrace(blobs, model):
     assert len(traces) == first and engine.run_epochs_jit._cache_size() == size
 
 
+def test_fit_traces_the_step_and_the_eval_step_once_each(blobs, model):
+    # One trace of the training metrics (inside the one step of the epoch program) and one of the
+    # evaluation metrics (the validation pass): no shape probes, no second copy for the replay (issue 16).
+    traces = []
+
+    def counted_accuracy(out, y, where=None):
+        traces.append(1)
+        return losses.accuracy(out, y, where)
+
+    kw = dict(epochs=2, batch_size=20, metrics={"acc": counted_accuracy}, progress=False, validation=0.25)
+    r = fit(model, LOSS, jn.adam(1e-2), blobs, key=jax.random.PRNGKey(3), epochs_per_call=2, **kw)
+    assert len(traces) == 2 and len(r.history) == 2
+
+
 def test_progress_bar_shows_epochs(blobs, model, capsys):
     pytest.importorskip("tqdm")
     fit(model, LOSS, jn.sgd(0.1), blobs, epochs=2, batch_size=40, key=jax.random.PRNGKey(0), metrics=ACC, progress=True)

@@ -51,6 +51,7 @@ from jaxnet.autodiff.conv_rules import CONV_RULES
 from jaxnet.nn import activations as A
 from jaxnet.nn import losses as L
 from jaxnet.nn.combinators import layer_keys
+from jaxnet.nn.core import mask_after
 from jaxnet.types import Array, Layer, Params, State
 
 
@@ -78,7 +79,8 @@ def _serial_forward(layer, params, state, x, key, train, mask=None):
     saved, new_state = [], {}
     for i, (k, sub) in enumerate(zip(keys, layer.layers, strict=True)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and sub.needs_key) else None
-        x, new_state[k], s = _forward(sub, params[k], state[k], x, sub_key, train, mask)
+        y, new_state[k], s = _forward(sub, params[k], state[k], x, sub_key, train, mask)
+        mask, x = mask_after(mask, x, y), y  # as serial: the token mask outlives the time axis as [batch]
         saved.append(s)
     return x, new_state, saved
 

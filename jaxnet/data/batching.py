@@ -41,7 +41,8 @@ def permutation(key: Array, n: int) -> Array:
     times faster than the key-value sort ``jax.random.permutation`` uses (on the 2-core CPU:
     8,192 indices in 0.9 ms instead of 2.6 ms, about 6 us per step of an epoch of batches of
     32). The packed keys hold ``32 - b`` random bits, so more rounds are needed (3 instead of
-    2 for n = 8192); above ``n = 2**20`` this falls back to ``jax.random.permutation``.
+    2 for n = 8192); above ``n = 2**20`` this falls back to ``jax.random.permutation``. The
+    random bits of all rounds come from one ``jax.random.bits(key, (rounds, n))`` call.
 
     ``n`` is a static Python int. The same key gives the same permutation, bit for bit; it is
     not the permutation ``jax.random.permutation`` gives for that key.
@@ -57,9 +58,12 @@ def permutation(key: Array, n: int) -> Array:
     positions = lax.iota(jnp.uint32, n)
     low = jnp.uint32((1 << b) - 1)
     order = positions.astype(jnp.int32)
-    for k in jax.random.split(key, rounds):
-        high = jax.random.bits(k, (n,), jnp.uint32) >> jnp.uint32(b)
-        packed = lax.sort((high << jnp.uint32(b)) | positions)  # distinct values: ties cannot reorder
+    # All rounds' random bits from one threefry call: one copy of the generator in the compiled
+    # program instead of one per round (8,192 indices: 269 HLO instructions instead of 779, and
+    # a compile about half as long).
+    high = jax.random.bits(key, (rounds, n), jnp.uint32) >> jnp.uint32(b)
+    for j in range(rounds):
+        packed = lax.sort((high[j] << jnp.uint32(b)) | positions)  # distinct values: ties cannot reorder
         order = order[(packed & low).astype(jnp.int32)]
     return order
 

@@ -22,6 +22,7 @@ from jaxnet.nn.batchnorm_window import WindowBatchNorm, window_statistics
 from jaxnet.nn.branching import FanInConcat, FanInSum, FanOut, Reshape, parallel, residual
 from jaxnet.nn.combinators import MLP, LogisticRegression, intermediates, layer_keys, serial
 from jaxnet.nn.conv import Conv, ConvTranspose, conv_channels_last
+from jaxnet.nn.decoding import generate
 from jaxnet.nn.dense import Dense, Flatten
 from jaxnet.nn.dropout import Dropout, dropout_mask
 from jaxnet.nn.embedding import Embedding
@@ -101,6 +102,7 @@ __all__ = [
     "conv_channels_last",
     "dot_product_attention",
     "dropout_mask",
+    "generate",
     "get_loss",
     "initial_carry",
     "initializers",

@@ -386,6 +386,34 @@ def MultiHeadAttention(
             y = jnp.where(token_mask[..., None], y, jnp.zeros((), y.dtype))
         return y, state
 
+    def cached_step(params, x, cache, start):
+        """Causal self-attention of ``x`` ``[batch, t, F]`` at positions ``start .. start+t-1`` against a cache.
+
+        ``cache`` is the pair ``(k, v)`` of ``[batch, max_len, kv_heads, head_dim]`` arrays holding
+        the keys and values of positions ``< start``; this writes those of ``x`` at ``start`` and
+        returns ``(y, new_cache)``. Evaluation only (no dropout, no mask). Each query attends the
+        cached positions ``<= its own``: the cost is ``t`` query positions against ``max_len`` keys,
+        whatever ``start`` is. Internal hook of :func:`jaxnet.nn.generate`.
+        """
+        hd = sizes(x.shape[-1], "")
+        q = project(params["query"], x, num_heads, hd)
+        k = project(params["key"], x, kv_heads, hd)
+        v = project(params["value"], x, kv_heads, hd)
+        positions = start + jnp.arange(x.shape[1])
+        if rope:
+            from jaxnet.nn.positional import apply_rope  # positional imports nothing of attention
+
+            q, k = apply_rope(q, positions), apply_rope(k, positions)
+        ck, cv = cache
+        ck = jax.lax.dynamic_update_slice_in_dim(ck, k.astype(ck.dtype), start, axis=1)
+        cv = jax.lax.dynamic_update_slice_in_dim(cv, v.astype(cv.dtype), start, axis=1)
+        allowed = jnp.arange(ck.shape[1])[None, :] <= positions[:, None]  # [t, max_len]
+        y = dot_product_attention(q, ck.astype(k.dtype), cv.astype(v.dtype), mask=allowed)
+        y = y.reshape(*y.shape[:2], num_heads * hd) @ params["out"]["w"]
+        if use_bias:
+            y = y + params["out"]["b"]
+        return y, (ck, cv)
+
     config = {
         "num_heads": num_heads,
         "head_dim": head_dim,
@@ -395,6 +423,7 @@ def MultiHeadAttention(
         "dropout": rate,
         "use_bias": use_bias,
         "rope": rope,
+        "_cached_step": cached_step,  # the hook of jaxnet.nn.generate, not a hyperparameter
     }
     return make_layer(
         display,

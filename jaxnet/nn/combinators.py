@@ -9,7 +9,7 @@ from typing import Any
 import jax
 
 from jaxnet.nn.activation_layers import activation_layer
-from jaxnet.nn.core import ParamsMismatchError, check_size, make_layer
+from jaxnet.nn.core import ParamsMismatchError, check_size, make_layer, mask_after
 from jaxnet.nn.dense import Dense
 from jaxnet.nn.dropout import Dropout
 from jaxnet.nn.initializers import Initializer
@@ -117,7 +117,10 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
     layer (``{"dense_0": {...}, "relu_1": {}, ...}``, see :func:`layer_keys`). In
     ``apply``, a layer that needs randomness gets ``jax.random.fold_in(key, i)`` for its
     position ``i``, so two stochastic layers never share a key; state flows in and out
-    as one dict, and ``mask`` reaches every layer (see :class:`~jaxnet.types.Layer`).
+    as one dict, and ``mask`` reaches every layer (see :class:`~jaxnet.types.Layer`); a
+    ``[batch, time]`` mask becomes the ``[batch]`` mask of the samples with a real token after a
+    layer that removes the time axis (``RNN(return_sequences=False)``, ``Flatten``; the rule
+    of ``jaxnet.nn.core.mask_after``).
     ``name`` is the key an enclosing combinator files this model's params under.
 
     Raises:
@@ -166,6 +169,7 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
                     f"{short}, layer {i} ({layer.name}): {mismatch} (for an input of shape {tuple(x.shape)}); "
                     f"were params and state made by this model's init? [{type(e).__name__}: {e}]"
                 ) from e
+            mask = mask_after(mask, x, y)
             x = y
         return x, new_state
 
@@ -186,7 +190,8 @@ def intermediates(
     outs = [x]
     for i, (k, layer) in enumerate(zip(keys, model.layers, strict=True)):
         sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
-        x, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
+        y, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
+        mask, x = mask_after(mask, x, y), y
         outs.append(x)
     return outs
 

@@ -251,6 +251,25 @@ def check_mask(layer: str, mask: Any, x: Array) -> Array | None:
     return m
 
 
+def mask_after(mask: Any, x: Any, y: Any) -> Any:
+    """The mask that the layers after one mapping ``x`` to ``y`` get (the rule of ``serial``).
+
+    A ``[batch, time]`` token mask stays one while the output keeps the token axes: ``y`` (the
+    first array of a tuple) starts with ``[batch, time]`` and has no fewer axes than ``x``.
+    Once a layer summarizes the sequence (``RNN(return_sequences=False)``, ``Flatten``, a pool
+    over time: ``[batch, time, features]`` to ``[batch, features]``), the token axis is gone and
+    the mask becomes the ``[batch]`` sample mask ``any(mask > 0, axis=1)``: a sample is real if
+    any of its tokens is. ``None`` and ``[batch]`` masks pass unchanged.
+    """
+    if mask is None or jnp.ndim(mask) != 2:
+        return mask
+    x_shape = tuple(getattr(_leading(x), "shape", ()))
+    y_shape = tuple(getattr(_leading(y), "shape", ()))
+    if len(y_shape) >= max(2, len(x_shape)) and y_shape[:2] == tuple(jnp.shape(mask)):
+        return mask
+    return jnp.any(jnp.asarray(mask) > 0, axis=1)
+
+
 def check_shape(name: str, shape: Any) -> tuple:
     """Return ``shape`` as a tuple of ints (``-1`` allowed for the batch axis) or raise.
 

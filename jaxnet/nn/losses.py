@@ -52,8 +52,14 @@ def _outputs(name: str, outputs):
 
 
 def _weights(name: str, where, shape):
-    """``where`` checked against the per-sample ``shape``: an array, its values >= 0 when concrete."""
+    """``where`` checked against the per-sample ``shape``: an array, its values >= 0 when concrete.
+
+    A ``where`` over the leading axes only (``[batch]`` for per-token losses ``[batch, time]``, as
+    the padding mask ``evaluate`` and ``fit`` build) weighs every loss of its sample alike.
+    """
     where = _check_real_array(name, "where", where)
+    if 0 < where.ndim < len(shape) and where.shape == tuple(shape[: where.ndim]):
+        where = jnp.broadcast_to(where.reshape(where.shape + (1,) * (len(shape) - where.ndim)), tuple(shape))
     if where.shape != tuple(shape):
         raise ValueError(f"{name}: where must have shape {tuple(shape)} (one weight per sample), got {where.shape}")
     if _concrete(where) and where.dtype != jnp.bool_:

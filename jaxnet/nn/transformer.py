@@ -17,6 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jaxnet.nn import initializers
 from jaxnet.nn.activation_layers import activation_layer
 from jaxnet.nn.attention import MultiHeadAttention
 from jaxnet.nn.core import check_real, check_size, make_layer
@@ -24,7 +25,7 @@ from jaxnet.nn.dense import Dense
 from jaxnet.nn.dropout import Dropout
 from jaxnet.nn.embedding import Embedding
 from jaxnet.nn.layer_norm import LayerNorm, RMSNorm
-from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions
+from jaxnet.nn.positional import LearnedPositions, SinusoidalPositions, sinusoidal_table
 from jaxnet.types import Layer
 
 _NORMS = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
@@ -109,22 +110,24 @@ def TransformerBlock(
         _, params["mlp_out"], _ = mlp_out(input_shape[-1]).init(keys[4], hidden)
         return input_shape, params, {}
 
-    def apply(params, state, x, *, key, train, mask):
-        x = jnp.asarray(x)
-        check(x.shape, "")
+    def forward(params, x, attend, key, train):
+        """The block around ``attend(u, k) -> (a, aux)``; returns ``(y, aux)``."""
         kw = {"train": train}
+        aux = []
 
-        def dropped(a, k):  # no dropout (and no key needed) at rate 0
-            return a if rate == 0.0 else drop.apply({}, {}, a, key=k, **kw)[0]
-
-        def attend(u, k):
-            a, _ = attention.apply(params["attention"], {}, u, key=_fold(k, 0), mask=mask, **kw)
+        def attn(u, k):
+            a, extra = attend(u, k)
+            aux.append(extra)
             return dropped(a, _fold(k, 1))
 
         def mlp(u, k):
             h = act.apply({}, {}, mlp_in.apply(params["mlp_in"], {}, u, **kw)[0], **kw)[0]
             h = mlp_out(x.shape[-1]).apply(params["mlp_out"], {}, h, **kw)[0]
             return dropped(h, _fold(k, 2))
+
+        def dropped(u, k):
+            # without dropout, training needs no key
+            return u if rate == 0.0 else drop.apply({}, {}, u, key=k, **kw)[0]
 
         def n1(u):
             return norm1.apply(params["norm1"], {}, u, **kw)[0]
@@ -134,14 +137,35 @@ def TransformerBlock(
 
         k_attn, k_mlp = _fold(key, 0), _fold(key, 1)
         if norm == "pre":
-            h = x + attend(n1(x), k_attn)
+            h = x + attn(n1(x), k_attn)
             y = h + mlp(n2(h), k_mlp)
         else:
-            h = n1(x + attend(x, k_attn))
+            h = n1(x + attn(x, k_attn))
             y = n2(h + mlp(h, k_mlp))
+        return y, aux[0]
+
+    def apply(params, state, x, *, key, train, mask):
+        x = jnp.asarray(x)
+        check(x.shape, "")
+
+        def attend(u, k):
+            a, _ = attention.apply(params["attention"], {}, u, key=_fold(k, 0), mask=mask, train=train)
+            return a, None
+
+        y, _ = forward(params, x, attend, key, train)
         if mask is not None and jnp.ndim(mask) == 2:
             y = jnp.where(jnp.asarray(mask)[..., None] > 0, y, jnp.zeros((), y.dtype))
         return y, state
+
+    def cached_step(params, x, cache, start):
+        """The block on ``x`` at positions ``start ..`` with a key/value cache (evaluation): ``(y, new_cache)``."""
+        x = jnp.asarray(x)
+        check(x.shape, "")
+
+        def attend(u, k):
+            return attention.config["_cached_step"](params["attention"], u, cache, start)
+
+        return forward(params, x, attend, None, False)
 
     config = {
         "num_heads": num_heads,
@@ -153,6 +177,7 @@ def TransformerBlock(
         "activation": activation,
         "num_kv_heads": num_kv_heads,
         "rope": rope,
+        "_cached_step": cached_step,  # the hook of jaxnet.nn.generate, not a hyperparameter
     }
     return make_layer(
         display, init, apply, kind="transformer_block", config=config, needs_key=rate > 0.0, scope=name, uses_mask=True
@@ -181,6 +206,10 @@ def transformer_lm(
 
     ``h = positions(E[tokens])``, then ``num_layers`` causal :func:`TransformerBlock`\\ s, a final norm
     (pre-norm models) and ``logits = h E^T`` (tied, default) or ``h W + b`` (untied ``"head"``).
+    The token embedding starts as N(0, 0.02^2) and learned positions as N(0, 0.02^2), GPT-2's
+    initialization (Radford et al. 2019): with :func:`~jaxnet.nn.Embedding`'s own N(0, 1), a tied
+    head's logit of the current token would start near ``sqrt(d_model)`` and the first loss far
+    above ``ln(vocab_size)``.
 
     Args:
       vocab_size: number of token ids.
@@ -217,7 +246,7 @@ def transformer_lm(
     if positions not in ("learned", "sinusoidal", "rope"):
         raise ValueError(f"transformer_lm: positions must be 'learned', 'sinusoidal' or 'rope', got {positions!r}")
     display = f"transformer_lm({vocab_size}, {d_model}, {num_layers}, {num_heads}, {max_len})"
-    embed = Embedding(vocab_size, d_model, dtype=dtype)
+    embed = Embedding(vocab_size, d_model, initializers.normal(0.02), dtype=dtype)
     pos = (
         LearnedPositions(max_len, dtype=dtype)
         if positions == "learned"
@@ -278,6 +307,32 @@ def transformer_lm(
             return h @ params["embedding"]["embedding"].T, state
         return head.apply(params["head"], {}, h, train=train)[0], state
 
+    def cached_step(params, tokens, cache, start):
+        """Logits of ``tokens`` ``[batch, t]`` at positions ``start .. start+t-1`` with a key/value cache.
+
+        ``cache`` is a list, per block, of ``(k, v)`` arrays ``[batch, max_len, kv_heads, head_dim]``;
+        returns ``(logits [batch, t, vocab], new_cache)``. Evaluation only, no mask. The internal
+        hook of :func:`jaxnet.nn.generate`.
+        """
+        h, _ = embed.apply(params["embedding"], {}, tokens, train=False)
+        t = tokens.shape[1]
+        if positions == "learned":
+            h = h + jax.lax.dynamic_slice_in_dim(params["positions"]["embedding"], start, t)
+        elif positions == "sinusoidal":
+            # SinusoidalPositions' sum, at the rows start .. start+t-1 of the table
+            ctype = jnp.promote_types(h.dtype, jnp.float32)
+            table = sinusoidal_table(max_len, h.shape[-1], dtype=ctype)
+            h = (h.astype(ctype) + jax.lax.dynamic_slice_in_dim(table, start, t)).astype(h.dtype)
+        new_cache = []
+        for i, block in enumerate(blocks):
+            h, c = block.config["_cached_step"](params[f"block_{i}"], h, cache[i], start)
+            new_cache.append(c)
+        if final is not None:
+            h, _ = final.apply(params["norm"], {}, h, train=False)
+        if head is None:
+            return h @ params["embedding"]["embedding"].T, new_cache
+        return head.apply(params["head"], {}, h, train=False)[0], new_cache
+
     config = {
         "vocab_size": vocab_size,
         "d_model": d_model,
@@ -293,6 +348,7 @@ def transformer_lm(
         "norm_kind": norm_kind,
         "activation": activation,
         "num_kv_heads": num_kv_heads,
+        "_cached_step": cached_step,  # the hook of jaxnet.nn.generate, not a hyperparameter
     }
     return make_layer(
         display, init, apply, kind="transformer_lm", config=config, needs_key=dropout > 0, scope=name, uses_mask=True

@@ -3,7 +3,7 @@
 An epoch shuffles the ``n`` training samples, cuts them into ``n // batch_size``
 mini-batches and takes one optimizer step per batch. Here all of that (the shuffle,
 the gathers, augmentation, the updates and the running metrics) is a single
-``lax.scan``, and several epochs, each followed by a validation pass and the
+compiled loop over the steps, and several epochs, each followed by a validation pass and the
 early-stopping bookkeeping, are an outer ``lax.scan``: one dispatch from Python runs
 ``epochs_per_call`` epochs.
 
@@ -24,10 +24,11 @@ Models, metric functions and optax transforms compare by identity: build them on
 Non-finite guard. The result is as if, after every step, the loss and the new
 params/state were checked; on the first non-finite value the step's result is
 discarded, the carry keeps the last finite params/state/optimizer state, every
-remaining step and epoch is skipped, and the epoch and step are recorded. To keep the
-common path fast, an epoch first runs unguarded, checking each step's loss and the
-final params once; only an epoch that met a non-finite value is replayed with the
-per-step check (see :func:`train_epoch`).
+remaining step and epoch is skipped, and the epoch and step are recorded. The epoch's
+steps are one loop that stops after the first non-finite step; only then is the loop run
+a second time over the steps before it, from the epoch's start with the same keys and
+batches, to recover the last finite values (see :func:`train_epoch`). The step is traced
+and compiled once: there is no second, guarded copy of it in the program.
 """
 
 from __future__ import annotations
@@ -169,10 +170,6 @@ def tree_select(pred: Array, on_true: Any, on_false: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-def _zeros_like_shapes(shapes):
-    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
 PREGATHER_BYTES = 256 * 2**20
 """Data up to this size (x, y and weights together) is gathered once per epoch, not per step."""
 
@@ -190,25 +187,133 @@ def train_epoch(
     *,
     axis_name: str | None = None,
 ) -> tuple[Params, State, OptState, Array, Array, dict[str, Array]]:
-    """One epoch as one ``lax.scan``; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
+    """One epoch as one compiled loop; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
 
     ``metrics`` holds the means, over the real samples of the epoch's finite steps, of the
     step metrics (each step weighted by its batch's total sample weight).
     ``halted`` comes in (skip everything) and goes out (a non-finite value was met at
     ``bad_step``, -1 if none).
 
-    The guard costs almost nothing on the common path: a plain scan runs the epoch and
-    records only whether each step's loss was finite, and the final params and state are
-    checked once. Only when that finds a non-finite value is the epoch replayed from its
-    start, with the full per-step check (loss, params and state) and a select that keeps
-    the last finite values. The replay draws the same keys and batches, so it reproduces
-    the plain run step for step up to the first bad step.
+    The program is one ``while_loop`` over the steps inside a ``while_loop`` over at most
+    two passes, and holds one copy of the step. Each step checks its loss (a scalar the
+    step computes anyway) and the new params and state (one reduction per leaf); the loop
+    stops after the first step that fails. Only then does a second pass run the steps
+    before it again, from the epoch's start with the same keys and batches, which leaves
+    the last finite values and the metrics of the finite steps. The common path therefore
+    costs one pass and no per-step copy or select of the params; the metrics are summed in
+    the loop's carry (no per-step arrays to reduce afterwards).
 
-    ``axis_name``: the ``jax.vmap`` axis of ensemble members, when the epoch runs under one.
-    The replay decision is then taken for all members at once (any member non-finite:
-    all replay, which leaves the finite members' results unchanged). A per-member decision
-    would be a batched ``lax.cond``, which ``vmap`` turns into running both branches: the
-    replay would run on every epoch.
+    ``axis_name``: the ``jax.vmap`` axis of ensemble members, when the epoch runs under one
+    (see :func:`_train_epoch_members`, which keeps a per-member decision out of the step loop).
+
+    Raises nothing itself; errors in the model, loss or optimizer surface when tracing.
+    """
+    if axis_name is not None:
+        return _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, axis_name=axis_name)
+    step = cfg.step_fn()
+    names = log_names(cfg)
+    k_shuffle, k_steps = jax.random.split(key)
+    idx, mask = shuffle_batches(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
+    steps = idx.shape[0]
+    # Gathering the whole shuffled epoch at once is one large copy instead of a small gather per
+    # step (several times cheaper per step on a CPU); it needs the data a second time in memory,
+    # so it is done only when that copy is small.
+    pregather = sum(a.size * a.dtype.itemsize for a in (x, y, w)) <= PREGATHER_BYTES
+    # Each step's metrics weigh by its real samples (the total weight of its batch), so a mostly
+    # padded last step counts for what it holds; the means are then means over real samples.
+    data: tuple[Array, ...]
+    real: Array | None = None
+    if pregather:  # (x batches, y batches, weights), one gather per array for the whole epoch
+
+        def cut(a):
+            return jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size, *a.shape[1:]))
+
+        wb = cut(w) * mask if cfg.weighted else mask  # weights only when used
+        data = (cut(x), cut(y), wb)
+        if cfg.weighted:
+            real = jnp.sum(wb.astype(jnp.float32), axis=1)
+    else:  # (batch indices, mask): each step gathers its batch
+        data = (idx, mask)
+        if cfg.weighted:
+            real = jnp.sum(jnp.take(w, idx, axis=0).astype(jnp.float32) * mask, axis=1)
+
+    def take_step(p, s, o, i):
+        batch_data = tuple(lax.dynamic_index_in_dim(a, i, keepdims=False) for a in data)
+        if pregather:
+            xb, yb, wb = batch_data
+        else:
+            bi, bm = batch_data
+            xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
+        batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
+        if cfg.mesh is not None:  # data parallel: each device computes on its slice of the batch
+            batch = lax.with_sharding_constraint(batch, NamedSharding(cfg.mesh, PartitionSpec(DATA_AXIS)))
+        return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
+
+    # One loop over the steps, run in up to two passes; the step is traced and compiled once.
+    # Pass 0 runs from the epoch's start and stops after the first step whose loss or new
+    # params/state are not finite (``bad``). Only then does pass 1 run the steps before ``bad``
+    # again, from the start, with the same keys and batches: its result is the last finite one.
+    # No step keeps a copy of the previous params to fall back on (a per-step select: 40 % of a
+    # small step's time on a CPU); the finiteness check is a scalar test of the loss plus one
+    # reduction per params/state leaf.
+    def run_steps(limit):
+        def more(c):
+            return (c[0] < limit) & (c[4] < 0)
+
+        def body(c):
+            i, p, s, o, bad, sums = c
+            p, s, o, logs = take_step(p, s, o, i)
+            ok = jnp.isfinite(logs["loss"]) & tree_all_finite((p, s))
+            r = jnp.float32(cfg.batch_size) if real is None else real[i]
+            sums = {k: sums[k] + _f32(logs[k]) * r for k in names} | {"_count": sums["_count"] + r}
+            return i + 1, p, s, o, jnp.where(ok, bad, i), sums
+
+        init = (jnp.asarray(0, jnp.int32), params, state, opt_state, jnp.asarray(-1, jnp.int32), _zero_sums(names))
+        return lax.while_loop(more, body, init)[1:]
+
+    def not_done(c):
+        return ~c[1]
+
+    def do_pass(c):
+        n_pass, _, (_, _, _, _, bad_before, _) = c
+        p, s, o, bad, sums = run_steps(jnp.where(n_pass == 0, steps, bad_before))
+        bad = jnp.where(n_pass == 0, bad, bad_before)  # pass 1 ran only finite steps: the epoch's bad is pass 0's
+        return n_pass + 1, (n_pass > 0) | (bad < 0), (p, s, o, bad >= 0, bad, sums)
+
+    halted = jnp.asarray(halted)
+    start = (params, state, opt_state, halted, jnp.asarray(-1, jnp.int32), _zero_sums(names))
+    _, _, (params, state, opt_state, stop, bad, sums) = lax.while_loop(
+        not_done, do_pass, (jnp.asarray(0, jnp.int32), halted, start)
+    )
+    count = sums.pop("_count")
+    count = jnp.where(count > 0, count, 1)
+    means = {k: v / count for k, v in sums.items()}
+    return params, state, opt_state, halted | stop, bad, means
+
+
+def log_names(cfg: EngineConfig) -> tuple[str, ...]:
+    """The names of an epoch's training metrics: ``"loss"`` and the configured metrics."""
+    return ("loss", *(name for name, _ in cfg.metrics))
+
+
+def _f32(v):
+    return jnp.asarray(v).astype(jnp.float32)
+
+
+def _zero_sums(names) -> dict[str, Array]:
+    return {k: jnp.zeros((), jnp.float32) for k in (*names, "_count")}
+
+
+def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *, axis_name):
+    """:func:`train_epoch` for one member of a ``vmap``-ed ensemble (``axis_name``: the members' axis).
+
+    Under ``vmap`` a loop whose stopping test differs between members runs every member's step
+    and selects per member on every iteration, so the early-stopping loop of :func:`train_epoch`
+    would cost a select of all params per step. Here the epoch is a plain scan; each step's loss
+    is recorded and the final params and state are checked once; only when any member met a
+    non-finite value (one decision for all members, so an unbatched ``cond``) is the epoch
+    replayed with a per-step check and a select that keeps the last finite values. The replay
+    holds a second copy of the step, which costs compile time, not run time.
     """
     step = cfg.step_fn()
     k_shuffle, k_steps = jax.random.split(key)
@@ -259,7 +364,11 @@ def train_epoch(
             return tree_select(ok, (p2, s2, o2), (p, s, o)), logs, ok
 
         def skip(_):
-            return (p, s, o), _zeros_like_shapes(log_shapes), jnp.asarray(False)
+            return (
+                (p, s, o),
+                jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), log_shapes),
+                jnp.asarray(False),
+            )
 
         (p, s, o), logs, ok = lax.cond(stop, skip, go, None)
         bad = jnp.where(~stop & ~ok, i, bad)
@@ -319,8 +428,7 @@ def evaluate_batched(
         c = jnp.sum(m).astype(jnp.float32)
         return jax.tree_util.tree_map(lambda a, v: a + c * v.astype(jnp.float32), acc, logs), None
 
-    shapes = jax.eval_shape(lambda: evaluate(params, state, (xb[0], yb[0], mb[0])))
-    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros((), jnp.float32), shapes)
+    zeros = {k: jnp.zeros((), jnp.float32) for k in log_names(cfg)}  # the step's logs, known without a trace
     sums, _ = lax.scan(body, zeros, (xb, yb, mb))
     total = jnp.maximum(jnp.sum(mb), 1).astype(jnp.float32)
     return {k: v / total for k, v in sums.items()}
@@ -392,6 +500,10 @@ def run_epochs(
     Returns ``(carry, (metrics, ran))`` with per-epoch stacked metrics and a bool ``ran``.
     """
     es = cfg.early_stopping
+    # The epoch's records are float32 scalars with known names: no trace of the epoch is needed for them.
+    names = log_names(cfg)
+    zero_logs = _zero_sums((*names, *((f"val_{k}" for k in names) if cfg.has_val and val is not None else ())))
+    zero_logs.pop("_count")
 
     def one_epoch(c: Carry, e):
         p, s, o, halted, bad, logs = train_epoch(
@@ -427,8 +539,7 @@ def run_epochs(
     def body(c: Carry, inp):
         e, act = inp
         run = act & ~c.stopped & ~c.halted
-        shapes = jax.eval_shape(one_epoch, c, e)[1]
-        c, logs = lax.cond(run, one_epoch, lambda c, e: (c, _zeros_like_shapes(shapes)), c, e)
+        c, logs = lax.cond(run, one_epoch, lambda c, e: (c, zero_logs), c, e)
         return c, (logs, run)
 
     return lax.scan(body, carry, (epochs, active))
