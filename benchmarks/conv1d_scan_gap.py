@@ -55,12 +55,9 @@ def computation(hlo: str, name: str) -> str:
 
 
 def scan_body(hlo: str) -> str:
-    """The body computation of the epoch's plain (not the replay's) training scan."""
-    bodies = re.findall(r'while\(.*?body=(%[\w.-]+), metadata=\{op_name="([^"]*)"', hlo)
-    # the training scans sit in conds (the replay's one level deeper); skip the PRNG's loops
-    loops = [(op.count("cond/"), b) for b, op in bodies if "cond/" in op and "threefry" not in op]
-    name = min(loops)[1]
-    return computation(hlo, name)
+    """The body computation of the epoch's training loop: the ``while`` body holding the most convolutions."""
+    bodies = [computation(hlo, b) for b in re.findall(r"while\(.*?body=(%[\w.-]+)", hlo)]
+    return max(bodies, key=lambda text: text.count(" convolution("))
 
 
 def main():

@@ -254,11 +254,11 @@ def test_compiled_epoch_canonical_for_1d_3d_strided_grouped_transposed_channels_
 def test_strided_conv_transpose_kernel_gradient_is_canonical():
     model = nn.serial(nn.ConvTranspose(2, (3,), strides=2), nn.Flatten(), nn.Dense(3))
     labels = conv_labels(_compiled_epoch_hlo(model, (-1, 6, 2), batch_size=4, n=8))
-    assert len(labels) >= 4 and non_canonical(labels) == []
+    assert len(labels) >= 2 and non_canonical(labels) == []  # the forward convolution and the kernel gradient
     model2 = nn.serial(
         nn.ConvTranspose(3, (3, 3), strides=2, channels_first=True), nn.Relu(),
         nn.ConvTranspose(2, (2, 3), strides=(2, 1), padding="VALID", dilation=(1, 2)),
         nn.Flatten(), nn.Dense(3),
     )  # fmt: skip
     labels = conv_labels(_compiled_epoch_hlo(model2, (-1, 2, 5, 4), batch_size=4, n=8))
-    assert len(labels) >= 8 and non_canonical(labels) == []
+    assert len(labels) >= 5 and non_canonical(labels) == []
