@@ -14,7 +14,7 @@ momentum 0.1 in both. Builders have the ``build(cfg, steps, dtype, x, y) -> run`
 from __future__ import annotations
 
 import numpy as np
-from _variants import B1, B2, EPS, JAXNET_LOSS, LR, carry_loop
+from _variants import JAXNET_LOSS, LR, adam_update, carry_loop
 
 SIDE, CLASSES, WIDTHS = 8, 10, (32, 64)
 # Multiply-adds per sample: two SAME 3x3 convolutions and the Dense layer.
@@ -104,19 +104,10 @@ def raw_cnn_loss(params, state, x, y):
 def raw_cnn_step(params, state, opt, x, y):
     """One Adam step with bias correction, written out (as :func:`_variants.raw_step`)."""
     import jax
-    import jax.numpy as jnp
 
     (loss, state), g = jax.value_and_grad(raw_cnn_loss, has_aux=True)(params, state, x, y)
-    count, mu, nu = opt
-    count = count + 1
-    mu = jax.tree_util.tree_map(lambda m, g: B1 * m + (1 - B1) * g, mu, g)
-    nu = jax.tree_util.tree_map(lambda v, g: B2 * v + (1 - B2) * g * g, nu, g)
-    t = count.astype(jnp.float32)
-    c1, c2 = 1 - B1**t, 1 - B2**t
-    params = jax.tree_util.tree_map(
-        lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS)).astype(p.dtype), params, mu, nu
-    )
-    return params, state, (count, mu, nu), loss
+    params, opt = adam_update(params, opt, g)
+    return params, state, opt, loss
 
 
 def build_raw_cnn_step(cfg, steps, dtype, x, y):

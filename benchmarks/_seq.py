@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _variants import B1, B2, EPS, LR, carry_loop
+from _variants import B1, B2, EPS, LR, adam_update, carry_loop
 
 VOCAB = 256
 MODELS = {
@@ -169,16 +169,8 @@ def build_raw(name, cfg, batches, dtype="float32", attention=None):
 
     def step(params, opt, ids, targets):
         loss, g = jax.value_and_grad(loss_fn)(params, ids, targets)
-        count, mu, nu = opt
-        count = count + 1
-        mu = jax.tree_util.tree_map(lambda m, g: B1 * m + (1 - B1) * g, mu, g)
-        nu = jax.tree_util.tree_map(lambda v, g: B2 * v + (1 - B2) * g * g, nu, g)
-        t = count.astype(jnp.float32)
-        c1, c2 = 1 - B1**t, 1 - B2**t
-        params = jax.tree_util.tree_map(
-            lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS)).astype(p.dtype), params, mu, nu
-        )
-        return params, (count, mu, nu), loss
+        params, opt = adam_update(params, opt, g)
+        return params, opt, loss
 
     params = jaxnet_params(name, cfg, dtype)[0]
     data = [(jnp.asarray(b[:, :-1]), jnp.asarray(b[:, 1:])) for b in batches]

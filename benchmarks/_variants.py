@@ -92,12 +92,14 @@ def raw_adam_init(params):
     return (jnp.zeros([], jnp.int32), zeros(), zeros())
 
 
-def raw_step(params, opt, x, y):
-    """One Adam step: ``m_hat / (sqrt(v_hat) + eps)`` with bias correction, written out."""
+def adam_update(params, opt, g):
+    """Adam with bias correction, written out: ``p - lr m_hat / (sqrt(v_hat) + eps)``; ``opt = (count, mu, nu)``.
+
+    The hand-written update every benchmark's raw JAX step shares (torch.optim.Adam's rule and defaults).
+    """
     import jax
     import jax.numpy as jnp
 
-    loss, g = jax.value_and_grad(raw_loss)(params, x, y)
     count, mu, nu = opt
     count = count + 1
     mu = jax.tree_util.tree_map(lambda m, g: B1 * m + (1 - B1) * g, mu, g)
@@ -107,7 +109,16 @@ def raw_step(params, opt, x, y):
     params = jax.tree_util.tree_map(
         lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS)).astype(p.dtype), params, mu, nu
     )
-    return params, (count, mu, nu), loss
+    return params, (count, mu, nu)
+
+
+def raw_step(params, opt, x, y):
+    """One Adam step: ``m_hat / (sqrt(v_hat) + eps)`` with bias correction, written out."""
+    import jax
+
+    loss, g = jax.value_and_grad(raw_loss)(params, x, y)
+    params, opt = adam_update(params, opt, g)
+    return params, opt, loss
 
 
 def build_raw_step(cfg, steps, dtype, x, y):

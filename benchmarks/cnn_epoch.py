@@ -45,7 +45,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import _common as C  # noqa: E402
-from _variants import B1, B2, EPS, JAXNET_LOSS, LR, Unavailable, _import, _keys  # noqa: E402
+from _variants import B1, B2, EPS, JAXNET_LOSS, LR, Unavailable, _import, _keys, adam_update  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -160,17 +160,10 @@ def raw_loss(params, x, y, net, conv=None):
 def raw_step(params, opt, x, y, *, net, conv=None):
     """One Adam step with bias correction, written out (as ``_variants.raw_step``)."""
     import jax
-    import jax.numpy as jnp
 
     loss, g = jax.value_and_grad(raw_loss)(params, x, y, net, conv)
-    count, mu, nu = opt
-    count = count + 1
-    mu = jax.tree_util.tree_map(lambda m, g: B1 * m + (1 - B1) * g, mu, g)
-    nu = jax.tree_util.tree_map(lambda v, g: B2 * v + (1 - B2) * g * g, nu, g)
-    t = count.astype(jnp.float32)
-    c1, c2 = 1 - B1**t, 1 - B2**t
-    params = jax.tree_util.tree_map(lambda p, m, v: p - LR * (m / c1) / (jnp.sqrt(v / c2) + EPS), params, mu, nu)
-    return params, (count, mu, nu), loss
+    params, opt = adam_update(params, opt, g)
+    return params, opt, loss
 
 
 def raw_adam_init(params):

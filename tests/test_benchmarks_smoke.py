@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
@@ -148,3 +149,15 @@ def test_epoch_variants_and_the_epoch_table(capsys):
     assert "| jaxnet-scan / raw-jax-scan (both shuffle every epoch), overhead |  | 2.00 | — |" in md
     assert "| jaxnet-scan / raw-jax-step (per-step loop, pre-cut), overhead | ≥ 1.3 | 1.50 | met |" in md
     assert "| compile + first call: jaxnet-fit / raw-jax-scan-precut, overhead | ≤ 1.5 | 2.00 | missed |" in md
+
+
+@pytest.mark.parametrize("model", ["transformer", "lstm"])
+def test_sequence_workers_train_the_same_function(capsys, model):
+    """The hand-written transformer/LSTM steps start from jaxnet's params and give jaxnet's first loss."""
+    import sequence
+
+    for variant in ("jaxnet-step", "raw-jax-step"):
+        res = worker_result(capsys, sequence.worker, [model, variant, "2", "1", "float32"])
+        assert "error" not in res and "unavailable" not in res, res
+        assert res["tokens_per_s"] > 0 and np.isfinite(res["loss"]), res
+        assert res["loss_diff"] <= 1e-5 * max(1.0, abs(res["loss"])), res
