@@ -50,6 +50,7 @@ import jax.numpy as jnp
 from jaxnet.nn.attention import _split_input, attention_weights
 from jaxnet.nn.dropout import dropout_mask
 from jaxnet.nn.positional import apply_rope
+from jaxnet.nn.recurrent import masked_step
 from jaxnet.types import Array
 
 __all__ = ["dot_product_attention_backward", "dot_product_attention_forward"]
@@ -354,15 +355,7 @@ def _rnn_forward(layer, params, state, x, key, train, mask=None):
         carry, last = loop
         x_t, m_t = inputs
         new, y, saved = _cell_step(cell, params, carry, x_t)
-        y = y.astype(ctype)
-        new = jax.tree.map(lambda a: a.astype(ctype), new)
-        if m_t is not None:
-            keep = m_t[:, None]
-            new = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, carry)
-            y = jnp.where(keep, y, jnp.zeros((), ctype))
-            last = jnp.where(keep, y, last)
-        else:
-            last = y
+        new, y, last = masked_step(carry, last, new, y, m_t, ctype)
         return (new, last), (y, saved)
 
     (final, last), (ys, saved) = jax.lax.scan(

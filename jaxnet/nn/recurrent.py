@@ -224,6 +224,23 @@ def _check_cell(where: str, cell) -> Layer:
     return cell
 
 
+def masked_step(carry, last, new, y, m_t, ctype):
+    """One recurrent step under a token mask: ``(new_carry, output, last_real_output)`` in ``ctype``.
+
+    Where ``m_t`` (``[batch]`` bools, or ``None`` for no mask) is false, the carry is kept and the
+    output is zeros; ``last`` follows the output of the last real step. Shared by :func:`RNN` and the
+    handwritten backprop through time (:mod:`jaxnet.autodiff.seq_rules`).
+    """
+    y = y.astype(ctype)
+    new = jax.tree.map(lambda a: a.astype(ctype), new)
+    if m_t is None:
+        return new, y, y
+    keep = m_t[:, None]
+    new = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, carry)
+    y = jnp.where(keep, y, jnp.zeros((), ctype))
+    return new, y, jnp.where(keep, y, last)
+
+
 def RNN(
     cell: Layer,
     return_sequences: bool = True,
@@ -337,15 +354,7 @@ def RNN(
             carry, last = loop
             x_t, m_t = inputs
             (new, y), _ = cell.apply(params, state, (carry, x_t), train=train)
-            y = y.astype(ctype)
-            new = jax.tree.map(lambda a: a.astype(ctype), new)
-            if m_t is not None:
-                keep = m_t[:, None]
-                new = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, carry)
-                y = jnp.where(keep, y, jnp.zeros((), ctype))
-                last = jnp.where(keep, y, last)
-            else:
-                last = y
+            new, y, last = masked_step(carry, last, new, y, m_t, ctype)
             return (new, last), y
 
         (final, last), ys = jax.lax.scan(step, (carry0, y0), (steps, real), reverse=reverse, unroll=unroll)
