@@ -110,7 +110,9 @@ def generate(
       key: a ``jax.random`` key; required when sampling (``temperature > 0``), ignored when greedy.
         The same key gives the same tokens, bit for bit.
       temperature: ``0.0`` for greedy decoding (argmax), else ``> 0``: logits are divided by it
-        before sampling. A traced value inside: changing it does not recompile.
+        before sampling. A concrete Python number (it selects greedy or sampling before tracing,
+        so it cannot itself be a tracer); ``generate`` passes it into its compiled program as an
+        argument, so a new temperature does not recompile.
       top_k: sample among the ``top_k`` largest logits only (ties with the k-th kept); ``None``
         for the whole vocabulary. Between 1 and ``vocab_size``.
 
