@@ -174,6 +174,19 @@ PREGATHER_BYTES = 256 * 2**20
 """Data up to this size (x, y and weights together) is gathered once per epoch, not per step."""
 
 
+def _batch(cfg: EngineConfig, pregather: bool, x, y, w, data) -> tuple:
+    """One step's batch: ``data`` is the pre-gathered ``(x, y, w)`` or ``(batch indices, mask)`` to gather."""
+    if pregather:
+        xb, yb, wb = data
+    else:
+        bi, bm = data
+        xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
+    batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
+    if cfg.mesh is not None:  # data parallel: each device computes on its slice of the batch
+        batch = lax.with_sharding_constraint(batch, NamedSharding(cfg.mesh, PartitionSpec(DATA_AXIS)))
+    return batch
+
+
 def train_epoch(
     cfg: EngineConfig,
     params: Params,
@@ -239,15 +252,7 @@ def train_epoch(
 
     def take_step(p, s, o, i):
         batch_data = tuple(lax.dynamic_index_in_dim(a, i, keepdims=False) for a in data)
-        if pregather:
-            xb, yb, wb = batch_data
-        else:
-            bi, bm = batch_data
-            xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
-        batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
-        if cfg.mesh is not None:  # data parallel: each device computes on its slice of the batch
-            batch = lax.with_sharding_constraint(batch, NamedSharding(cfg.mesh, PartitionSpec(DATA_AXIS)))
-        return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
+        return step(p, s, o, _batch(cfg, pregather, x, y, w, batch_data), jax.random.fold_in(k_steps, i))
 
     # One loop over the steps, run in up to two passes; the step is traced and compiled once.
     # Pass 0 runs from the epoch's start and stops after the first step whose loss or new
@@ -337,15 +342,7 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
         xs = (order, (idx, mask))
 
     def take_step(p, s, o, i, data):
-        if pregather:
-            xb, yb, wb = data
-        else:
-            bi, bm = data
-            xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
-        batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
-        if cfg.mesh is not None:  # data parallel: each device computes on its slice of the batch
-            batch = lax.with_sharding_constraint(batch, NamedSharding(cfg.mesh, PartitionSpec(DATA_AXIS)))
-        return step(p, s, o, batch, jax.random.fold_in(k_steps, i))
+        return step(p, s, o, _batch(cfg, pregather, x, y, w, data), jax.random.fold_in(k_steps, i))
 
     first = jax.tree_util.tree_map(lambda a: a[0], xs)
     log_shapes = jax.eval_shape(lambda: take_step(params, state, opt_state, *first)[3])
