@@ -50,7 +50,7 @@ import jax.numpy as jnp
 from jaxnet.nn.attention import _split_input, attention_weights
 from jaxnet.nn.dropout import dropout_mask
 from jaxnet.nn.positional import apply_rope
-from jaxnet.nn.recurrent import masked_step
+from jaxnet.nn.recurrent import masked_step, scan_inputs
 from jaxnet.types import Array
 
 __all__ = ["dot_product_attention_backward", "dot_product_attention_forward"]
@@ -334,22 +334,12 @@ def _cell_backward(layer, params, saved, g):
 
 def _rnn_forward(layer, params, state, x, key, train, mask=None):
     _check_input(layer, params, state, x, key, train, mask)
-    from jaxnet.nn.recurrent import initial_carry
-
     (cell,) = layer.layers
     cfg = layer.config
     x_in = x
     x, carry0 = (x[0], x[1]) if isinstance(x, (tuple, list)) else (x, None)
     x = jnp.asarray(x)
-    batch, hidden = x.shape[0], cell.config["features"]
-    ctype = jnp.result_type(x.dtype, *jax.tree.leaves(params))
-    if carry0 is None:
-        carry0 = initial_carry(cell, batch, ctype)
-    else:
-        carry0 = jax.tree.map(lambda a: jnp.asarray(a, ctype), tuple(carry0) if isinstance(carry0, list) else carry0)
-    steps = jnp.swapaxes(x, 0, 1)
-    real = None if (mask is None or jnp.ndim(mask) < 2) else jnp.swapaxes(jnp.asarray(mask) > 0, 0, 1)
-    y0 = jnp.zeros((batch, hidden), ctype)
+    ctype, carry0, steps, real, y0 = scan_inputs(cell, params, x, carry0, mask)
 
     def step(loop, inputs):
         carry, last = loop

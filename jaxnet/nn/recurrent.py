@@ -224,6 +224,23 @@ def _check_cell(where: str, cell) -> Layer:
     return cell
 
 
+def scan_inputs(cell: Layer, params, x, carry0, mask):
+    """What a scan of ``cell`` over ``x`` ``[batch, time, features]`` starts from.
+
+    Returns ``(ctype, carry0, steps, real, y0)``: the compute dtype, the initial carry in it (zeros
+    when ``carry0`` is ``None``), the time-major inputs, the time-major token mask (``None`` without a
+    ``[batch, time]`` mask) and the zero output. Shared by :func:`RNN` and the handwritten BPTT.
+    """
+    batch = x.shape[0]
+    ctype = jnp.result_type(x.dtype, *jax.tree.leaves(params))
+    if carry0 is None:
+        carry0 = initial_carry(cell, batch, ctype)
+    else:
+        carry0 = jax.tree.map(lambda a: jnp.asarray(a, ctype), tuple(carry0) if isinstance(carry0, list) else carry0)
+    real = None if (mask is None or jnp.ndim(mask) < 2) else jnp.swapaxes(jnp.asarray(mask) > 0, 0, 1)
+    return ctype, carry0, jnp.swapaxes(x, 0, 1), real, jnp.zeros((batch, cell.config["features"]), ctype)
+
+
 def masked_step(carry, last, new, y, m_t, ctype):
     """One recurrent step under a token mask: ``(new_carry, output, last_real_output)`` in ``ctype``.
 
@@ -339,16 +356,9 @@ def RNN(
         x, carry0 = split(x)
         x = jnp.asarray(x)
         check_x(x.shape, "")
-        batch = x.shape[0]
-        ctype = jnp.result_type(x.dtype, *jax.tree.leaves(params))
-        if carry0 is None:
-            carry0 = initial_carry(cell, batch, ctype)
-        else:
-            check_carry(carry0, batch, "", shapes=False)
-            carry0 = jax.tree.map(lambda a: jnp.asarray(a, ctype), carry0)
-        steps = jnp.swapaxes(x, 0, 1)
-        real = None if (mask is None or jnp.ndim(mask) < 2) else jnp.swapaxes(jnp.asarray(mask) > 0, 0, 1)
-        y0 = jnp.zeros((batch, hidden), ctype)
+        if carry0 is not None:
+            check_carry(carry0, x.shape[0], "", shapes=False)
+        ctype, carry0, steps, real, y0 = scan_inputs(cell, params, x, carry0, mask)
 
         def step(loop, inputs):
             carry, last = loop
