@@ -67,7 +67,10 @@ def test_l1_yields_more_near_zero_weights_than_l2():
 
 
 def test_an_ensemble_beats_its_mean_member():
-    r = ensembles.by_members(members=5, epochs=15)
+    # Members trained for 3 epochs still disagree on a few dozen digits, which the average can fix
+    # (0.911 against 0.900, about 4 validation digits). Trained for 15 epochs they agree so often
+    # that the margin is a digit either way: it changed sign with the shuffle's random stream.
+    r = ensembles.by_members(members=5, epochs=3)
     assert r["ensemble"][-1] > np.mean(r["members"])
 
 

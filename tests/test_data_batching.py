@@ -72,10 +72,42 @@ def test_permutation_is_uniform_over_all_orders():
     assert chi2 < 64, (chi2, counts)
 
 
+def test_permutation_redraws_tied_keys_and_stays_exactly_uniform():
+    """With 3-bit keys, 4 elements draw distinct keys only 41 % of the time: every tie forces a redraw.
+
+    A tie broken by position would favour the identity's orders; the redraw leaves all 24 equally likely.
+    """
+    from jaxnet.data.batching import _permutation_by_rank
+
+    keys = jax.random.split(jax.random.PRNGKey(13), 24000)
+    perms = np.asarray(jax.vmap(lambda k: _permutation_by_rank(k, 4, bits=3))(keys))
+    np.testing.assert_array_equal(np.sort(perms, axis=1), np.tile(np.arange(4), (24000, 1)))
+    counts = np.unique(perms @ np.array([64, 16, 4, 1]), return_counts=True)[1]
+    assert len(counts) == 24
+    chi2 = float(np.sum((counts - 1000.0) ** 2 / 1000.0))
+    assert chi2 < 64, (chi2, counts)  # 23 degrees of freedom, about p = 1e-5
+    # 2-bit keys for 4 elements: all four values must come up (9 % a draw); the same key, the same order
+    one = jax.jit(lambda k: _permutation_by_rank(k, 4, bits=2))
+    np.testing.assert_array_equal(one(jax.random.PRNGKey(5)), one(jax.random.PRNGKey(5)))
+    assert sorted(np.asarray(one(jax.random.PRNGKey(5))).tolist()) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("make_key", [jax.random.PRNGKey, jax.random.key, lambda s: jax.random.key(s, impl="rbg")])
+def test_permutation_takes_every_kind_of_key(make_key):
+    perm = D.permutation(make_key(3), 1000)
+    np.testing.assert_array_equal(np.sort(np.asarray(perm)), np.arange(1000))
+    np.testing.assert_array_equal(perm, jax.jit(lambda k: D.permutation(k, 1000))(make_key(3)))
+
+
 def test_permutation_with_several_rounds_is_uniform_over_positions():
-    """n = 300 takes two sorting rounds: element 0 lands in each tenth of the order about equally often."""
+    """The rounds (the method above n = 2**15), at n = 300: two packed sorts.
+
+    Element 0 lands in each tenth of the order about equally often.
+    """
+    from jaxnet.data.batching import _permutation_by_rounds
+
     keys = jax.random.split(jax.random.PRNGKey(12), 10000)
-    perms = np.asarray(jax.vmap(lambda k: D.permutation(k, 300))(keys))
+    perms = np.asarray(jax.vmap(lambda k: _permutation_by_rounds(k, 300))(keys))
     where_zero = np.argmax(perms == 0, axis=1)
     counts = np.bincount(where_zero // 30, minlength=10)
     chi2 = float(np.sum((counts - 1000.0) ** 2 / 1000.0))

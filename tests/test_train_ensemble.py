@@ -166,17 +166,30 @@ def test_a_blown_member_leaves_the_others_as_separate_fits():
     )
 
 
+def _subjaxprs(eqn):
+    for v in eqn.params.values():
+        for item in v if isinstance(v, (tuple, list)) else (v,):
+            inner = getattr(item, "jaxpr", item)
+            if hasattr(inner, "eqns"):
+                yield inner
+
+
+def _has_dot(jaxpr) -> bool:
+    return any(e.primitive.name == "dot_general" or any(map(_has_dot, _subjaxprs(e))) for e in jaxpr.eqns)
+
+
 def _scans_outside_cond(jaxpr) -> int:
-    """``scan`` equations of a jaxpr that always run (not inside a ``cond`` branch), nested ones included."""
+    """``scan`` equations that always run (not inside a ``cond`` branch) and hold a matrix product (a step).
+
+    Scans of index arithmetic (the binary search of ``jaxnet.data.permutation``) do not count.
+    """
     count = 0
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "cond":
             continue
-        count += eqn.primitive.name == "scan"
-        for v in eqn.params.values():
-            inner = getattr(v, "jaxpr", v)
-            if hasattr(inner, "eqns"):
-                count += _scans_outside_cond(inner)
+        count += eqn.primitive.name == "scan" and any(map(_has_dot, _subjaxprs(eqn)))
+        for inner in _subjaxprs(eqn):
+            count += _scans_outside_cond(inner)
     return count
 
 

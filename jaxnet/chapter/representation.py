@@ -17,7 +17,7 @@ from jaxnet.chapter._common import claim, linear_probe, new_result, pyplot, save
 from jaxnet.nn import MLP, intermediates
 
 
-def circle_representation(n: int = 2000, epochs: int = 60, seed: int = 0) -> dict:
+def circle_representation(n: int = 2000, epochs: int = 150, seed: int = 0) -> dict:
     """Train ``MLP([32, 2, 2], tanh)`` on circle data; linear-probe accuracy on raw inputs and on its last hidden layer.
 
     Returns:
@@ -36,7 +36,7 @@ def circle_representation(n: int = 2000, epochs: int = 60, seed: int = 0) -> dic
 def run(quick: bool = True, out: str | None = None) -> dict:
     """The circle data against the learned representation, and a linear classifier on each."""
     res = new_result("representation", "4.1.1", "Representation learning on the circle data")
-    r = circle_representation(n=2000 if quick else 6000, epochs=60 if quick else 200)
+    r = circle_representation(n=2000 if quick else 6000, epochs=150 if quick else 300)
     res["numbers"]["linear classifier on raw (x, y)"] = r["raw"]
     res["numbers"]["linear classifier on the last hidden layer"] = r["hidden"]
     res["claims"].append(

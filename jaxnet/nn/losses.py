@@ -22,6 +22,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxnet.types import Array
 
@@ -233,7 +234,8 @@ def softmax_cross_entropy_with_integer_labels(logits: Array, labels: Array, wher
     (logits,) = _drop_masked(where, logits)
     logp = jax.nn.log_softmax(logits, axis=-1)
     safe = jnp.where(valid, labels, 0).astype(jnp.int32)
-    per = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
+    hit = lax.broadcasted_iota(jnp.int32, logp.shape, logp.ndim - 1) == safe[..., None]
+    per = -jnp.sum(jnp.where(hit, logp, 0), axis=-1)
     per = jnp.where(valid, per, jnp.nan)
     return _reduce("softmax_cross_entropy_with_integer_labels", per, where)
 

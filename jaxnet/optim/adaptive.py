@@ -319,8 +319,9 @@ def _adam(owner, learning_rate, b1, b2, eps, eps_root, amsgrad, weight_decay, ac
         rate = current(hp.get("learning_rate"), lr, state.count)
         b1, b2, eps, eps_root = hp["b1"], hp["b2"], hp["eps"], hp["eps_root"]
         t = (state.count + 1).astype(b1.dtype)
-        neg_step = -rate / (1 - b1**t)  # -lr / (1 - b1^t)
-        inv_bc2 = 1 / (1 - b2**t)  # nu_hat = nu / (1 - b2^t)
+        # Both bias corrections as one 2-vector: one small kernel per step instead of two.
+        scale = jnp.stack([-rate, jnp.ones_like(rate)]) / (1 - jnp.stack([b1, b2]) ** t)
+        neg_step, inv_bc2 = scale[0], scale[1]  # -lr / (1 - b1^t); nu_hat = nu / (1 - b2^t)
         decay = rate * hp["weight_decay"] if wd is not None else None
         none = jax.tree_util.tree_map(lambda _: None, grads)
 

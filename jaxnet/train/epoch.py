@@ -25,9 +25,11 @@ Non-finite guard. The result is as if, after every step, the loss and the new
 params/state were checked; on the first non-finite value the step's result is
 discarded, the carry keeps the last finite params/state/optimizer state, every
 remaining step and epoch is skipped, and the epoch and step are recorded. The epoch's
-steps are one loop that stops after the first non-finite step; only then is the loop run
-a second time over the steps before it, from the epoch's start with the same keys and
-batches, to recover the last finite values (see :func:`train_epoch`). The step is traced
+steps are one loop that checks each step's loss and stops after the first non-finite one;
+the params and state are checked once, at the end. Only when either check fails is the
+loop run again from the epoch's start, with the same keys and batches: once checking every
+step's new params and state too, to find the first failing step, and once over the steps
+before it, to recover the last finite values (see :func:`train_epoch`). The step is traced
 and compiled once: there is no second, guarded copy of it in the program.
 """
 
@@ -174,13 +176,18 @@ PREGATHER_BYTES = 256 * 2**20
 """Data up to this size (x, y and weights together) is gathered once per epoch, not per step."""
 
 
+def _rows(a: Array, idx: Array) -> Array:
+    """``a[idx]`` along axis 0 for indices known to be in range (a permutation's): no bounds fill."""
+    return a.at[idx].get(mode="promise_in_bounds")
+
+
 def _batch(cfg: EngineConfig, pregather: bool, x, y, w, data) -> tuple:
     """One step's batch: ``data`` is the pre-gathered ``(x, y, w)`` or ``(batch indices, mask)`` to gather."""
     if pregather:
         xb, yb, wb = data
     else:
         bi, bm = data
-        xb, yb, wb = jnp.take(x, bi, axis=0), jnp.take(y, bi, axis=0), jnp.take(w, bi, axis=0) * bm
+        xb, yb, wb = _rows(x, bi), _rows(y, bi), _rows(w, bi) * bm
     batch = (xb, yb, wb) if cfg.weighted else (xb, yb)
     if cfg.mesh is not None:  # data parallel: each device computes on its slice of the batch
         batch = lax.with_sharding_constraint(batch, NamedSharding(cfg.mesh, PartitionSpec(DATA_AXIS)))
@@ -208,13 +215,16 @@ def train_epoch(
     ``bad_step``, -1 if none).
 
     The program is one ``while_loop`` over the steps inside a ``while_loop`` over at most
-    two passes, and holds one copy of the step. Each step checks its loss (a scalar the
-    step computes anyway) and the new params and state (one reduction per leaf); the loop
-    stops after the first step that fails. Only then does a second pass run the steps
-    before it again, from the epoch's start with the same keys and batches, which leaves
-    the last finite values and the metrics of the finite steps. The common path therefore
-    costs one pass and no per-step copy or select of the params; the metrics are summed in
-    the loop's carry (no per-step arrays to reduce afterwards).
+    three passes, and holds one copy of the step. In pass 0 each step checks its loss (a
+    scalar the step computes anyway) and the loop stops after the first non-finite one; the
+    final params and state are then checked once (one reduction per leaf per epoch, not per
+    step). When both checks pass, which is the common path, the epoch is done: one pass, no
+    per-step copy, select or reduction of the params. Otherwise pass 1 reruns the steps from
+    the epoch's start with the same keys and batches, checking every new params/state leaf
+    as well (behind a ``cond`` that pass 0 skips), and stops at the first failing step; pass 2
+    reruns the steps before it, which leaves the last finite values and the metrics of the
+    finite steps. The metrics are summed in the loop's carry (no per-step arrays to reduce
+    afterwards; unweighted, the weighting by samples waits until after the loop).
 
     ``axis_name``: the ``jax.vmap`` axis of ensemble members, when the epoch runs under one
     (see :func:`_train_epoch_members`, which keeps a per-member decision out of the step loop).
@@ -239,7 +249,7 @@ def train_epoch(
     if pregather:  # (x batches, y batches, weights), one gather per array for the whole epoch
 
         def cut(a):
-            return jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size, *a.shape[1:]))
+            return _rows(a, idx.reshape(-1)).reshape((steps, cfg.batch_size, *a.shape[1:]))
 
         wb = cut(w) * mask if cfg.weighted else mask  # weights only when used
         data = (cut(x), cut(y), wb)
@@ -248,45 +258,55 @@ def train_epoch(
     else:  # (batch indices, mask): each step gathers its batch
         data = (idx, mask)
         if cfg.weighted:
-            real = jnp.sum(jnp.take(w, idx, axis=0).astype(jnp.float32) * mask, axis=1)
+            real = jnp.sum(_rows(w, idx).astype(jnp.float32) * mask, axis=1)
 
     def take_step(p, s, o, i):
         batch_data = tuple(lax.dynamic_index_in_dim(a, i, keepdims=False) for a in data)
         return step(p, s, o, _batch(cfg, pregather, x, y, w, batch_data), jax.random.fold_in(k_steps, i))
 
-    # One loop over the steps, run in up to two passes; the step is traced and compiled once.
-    # Pass 0 runs from the epoch's start and stops after the first step whose loss or new
-    # params/state are not finite (``bad``). Only then does pass 1 run the steps before ``bad``
-    # again, from the start, with the same keys and batches: its result is the last finite one.
-    # No step keeps a copy of the previous params to fall back on (a per-step select: 40 % of a
-    # small step's time on a CPU); the finiteness check is a scalar test of the loss plus one
-    # reduction per params/state leaf.
-    def run_steps(limit):
+    # One loop over the steps, run in one pass on the common path; the step is traced and
+    # compiled once. A pass runs from the epoch's start and stops after step ``limit - 1`` or
+    # after the first step whose check fails (``bad``). The check of pass 0 is the loss alone
+    # (a scalar the step computes anyway); its final params and state are then checked once.
+    # When both are finite the epoch is done. Otherwise pass 1 reruns the steps with the full
+    # check (the loss and every new params/state leaf, behind a ``cond`` so that pass 0 does
+    # not pay for it) to find the first failing step, and pass 2 reruns the steps before it:
+    # its result is the last finite one. The reruns see the same keys and batches.
+    def run_steps(limit, full):
         def more(c):
             return (c[0] < limit) & (c[4] < 0)
 
         def body(c):
             i, p, s, o, bad, sums = c
             p, s, o, logs = take_step(p, s, o, i)
-            ok = jnp.isfinite(logs["loss"]) & tree_all_finite((p, s))
-            r = jnp.float32(cfg.batch_size) if real is None else real[i]
-            sums = {k: sums[k] + _f32(logs[k]) * r for k in names} | {"_count": sums["_count"] + r}
+            ok = jnp.isfinite(logs["loss"]) & lax.cond(full, tree_all_finite, lambda t: jnp.asarray(True), (p, s))
+            # unweighted, every step holds batch_size samples: the weighting waits until after the loop
+            sums = {k: sums[k] + (_f32(logs[k]) if real is None else _f32(logs[k]) * real[i]) for k in names}
             return i + 1, p, s, o, jnp.where(ok, bad, i), sums
 
         init = (jnp.asarray(0, jnp.int32), params, state, opt_state, jnp.asarray(-1, jnp.int32), _zero_sums(names))
-        return lax.while_loop(more, body, init)[1:]
+        ran, p, s, o, bad, sums = lax.while_loop(more, body, init)
+        # unweighted, the sums are per step (their mean over the steps run), else per real sample
+        count = ran.astype(jnp.float32) if real is None else jnp.sum(jnp.where(jnp.arange(steps) < ran, real, 0))
+        return p, s, o, bad, sums | {"_count": count}
 
     def not_done(c):
         return ~c[1]
 
     def do_pass(c):
+        # c = (pass, done, (params, state, opt_state, failed, bad, sums)); ``bad`` is the failing step
+        # found so far (``steps`` when pass 0's losses were finite but its final values were not).
         n_pass, _, (_, _, _, _, bad_before, _) = c
-        p, s, o, bad, sums = run_steps(jnp.where(n_pass == 0, steps, bad_before))
-        bad = jnp.where(n_pass == 0, bad, bad_before)  # pass 1 ran only finite steps: the epoch's bad is pass 0's
-        return n_pass + 1, (n_pass > 0) | (bad < 0), (p, s, o, bad >= 0, bad, sums)
+        limit = jnp.where(n_pass == 0, steps, jnp.where(n_pass == 1, jnp.minimum(bad_before + 1, steps), bad_before))
+        p, s, o, bad, sums = run_steps(limit, n_pass == 1)
+        finite = (bad < 0) & tree_all_finite((p, s))
+        found = jnp.where(finite, -1, jnp.where(bad < 0, steps, bad))  # pass 0: where the search starts
+        bad = jnp.where(n_pass == 0, found, jnp.where((n_pass == 1) & (bad >= 0), bad, bad_before))
+        done = (n_pass == 2) | ((n_pass == 0) & finite)
+        return n_pass + 1, done, (p, s, o, bad >= 0, bad, sums)
 
     halted = jnp.asarray(halted)
-    start = (params, state, opt_state, halted, jnp.asarray(-1, jnp.int32), _zero_sums(names))
+    start = (params, state, opt_state, halted, jnp.asarray(-1, jnp.int32), _zero_sums((*names, "_count")))
     _, _, (params, state, opt_state, stop, bad, sums) = lax.while_loop(
         not_done, do_pass, (jnp.asarray(0, jnp.int32), halted, start)
     )
@@ -306,7 +326,7 @@ def _f32(v):
 
 
 def _zero_sums(names) -> dict[str, Array]:
-    return {k: jnp.zeros((), jnp.float32) for k in (*names, "_count")}
+    return {k: jnp.zeros((), jnp.float32) for k in names}
 
 
 def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *, axis_name):
@@ -335,7 +355,7 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
     if pregather:  # scan over (i, (x batch, y batch, weights))
 
         def cut(a):
-            return jnp.take(a, idx.reshape(-1), axis=0).reshape((steps, cfg.batch_size, *a.shape[1:]))
+            return _rows(a, idx.reshape(-1)).reshape((steps, cfg.batch_size, *a.shape[1:]))
 
         xs = (order, (cut(x), cut(y), cut(w) * mask if cfg.weighted else mask))  # weights only when used
     else:  # scan over (i, (batch indices, mask)) and gather inside each step
@@ -403,7 +423,7 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
     # Each step's metrics weigh by its real samples (the total weight of its batch), so a mostly
     # padded last step counts for what it holds; the means are then means over real samples.
     if cfg.weighted:
-        real = jnp.sum(jnp.take(w, idx, axis=0).astype(jnp.float32) * mask, axis=1)
+        real = jnp.sum(_rows(w, idx).astype(jnp.float32) * mask, axis=1)
     else:
         real = jnp.full((steps,), float(cfg.batch_size), jnp.float32)
     real = jnp.where(ok, real, 0)
@@ -500,7 +520,6 @@ def run_epochs(
     # The epoch's records are float32 scalars with known names: no trace of the epoch is needed for them.
     names = log_names(cfg)
     zero_logs = _zero_sums((*names, *((f"val_{k}" for k in names) if cfg.has_val and val is not None else ())))
-    zero_logs.pop("_count")
 
     def one_epoch(c: Carry, e):
         p, s, o, halted, bad, logs = train_epoch(
