@@ -156,6 +156,43 @@ def test_guard_catches_nonfinite_params_behind_a_finite_loss(k):
         assert float(m1["loss"]) == pytest.approx(np.mean(seen), rel=1e-5)
 
 
+def _state_nan_at(k):
+    """An identity layer whose state (a step counter) turns NaN at step ``k``: no loss ever sees it."""
+
+    def init(key, shape):
+        return shape, {}, {"count": jnp.zeros((), jnp.float32)}
+
+    def apply(params, state, x, *, key=None, train=False, mask=None):
+        c = state["count"]
+        return x, {"count": jnp.where(train & (c >= k), jnp.nan, c + 1)}
+
+    return jn.Layer(init, apply, name="NanCounter")
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_guard_finds_nonfinite_state_that_no_loss_shows(k):
+    # Every loss is finite: only the check of the params/state at the epoch's end sees the NaN,
+    # and the rerun that checks every step finds that step k made it; steps 0..k-1 are kept.
+    x, y = _data()
+    model = jn.serial(_state_nan_at(k), jn.MLP([8, 3], "tanh"))
+    _, params, state = model.init(jax.random.PRNGKey(0), (-1, 5))
+    opt = jn.sgd(0.1)
+    epoch = make_train_epoch(model, LOSS, opt, batch_size=10, n=50)
+    key = jax.random.PRNGKey(4)
+    p1, s1, _, m1 = epoch(_copy(params), state, opt.init(params), (x, y), key)
+    assert int(m1["nonfinite_step"]) == k
+    counts = [float(v["count"]) for v in jax.tree_util.tree_leaves(s1, is_leaf=lambda t: "count" in t)]
+    assert counts == [float(k)]  # the state after steps 0..k-1, finite
+
+    step = make_train_step(model, LOSS, opt)
+    k_shuffle, k_steps = jax.random.split(key)
+    idx, _ = shuffle_batches(k_shuffle, 50, 10)
+    p2, s2, o2 = _copy(params), state, opt.init(params)
+    for i in range(k):
+        p2, s2, o2, _ = step(p2, s2, o2, (x[idx[i]], y[idx[i]]), jax.random.fold_in(k_steps, i))
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), p1, p2)
+
+
 def test_guard_catches_a_nonfinite_loss_and_a_halted_epoch_is_skipped():
     x, y = _data()
     x = x.at[17].set(jnp.nan)  # one sample poisons the loss of the step that draws it

@@ -266,12 +266,14 @@ def train_epoch(
 
     # One loop over the steps, run in one pass on the common path; the step is traced and
     # compiled once. A pass runs from the epoch's start and stops after step ``limit - 1`` or
-    # after the first step whose check fails (``bad``). The check of pass 0 is the loss alone
-    # (a scalar the step computes anyway); its final params and state are then checked once.
-    # When both are finite the epoch is done. Otherwise pass 1 reruns the steps with the full
-    # check (the loss and every new params/state leaf, behind a ``cond`` so that pass 0 does
-    # not pay for it) to find the first failing step, and pass 2 reruns the steps before it:
-    # its result is the last finite one. The reruns see the same keys and batches.
+    # after the first step whose check fails (``bad``). Every step checks its loss (a scalar
+    # the step computes anyway); the new params and state (one reduction per leaf) are checked
+    # at the pass's last step only, except in pass 1, which checks them at every step. So
+    # pass 0 finds out whether the epoch is finite at the cost of one params check; when it is
+    # not, pass 1 reruns the steps to find the first failing one and pass 2 reruns the steps
+    # before it: its result is the last finite one. The reruns see the same keys and batches.
+    # The params check sits behind a ``cond``: one copy of it in the program, skipped by the
+    # steps that do not need it.
     def run_steps(limit, full):
         def more(c):
             return (c[0] < limit) & (c[4] < 0)
@@ -279,7 +281,8 @@ def train_epoch(
         def body(c):
             i, p, s, o, bad, sums = c
             p, s, o, logs = take_step(p, s, o, i)
-            ok = jnp.isfinite(logs["loss"]) & lax.cond(full, tree_all_finite, lambda t: jnp.asarray(True), (p, s))
+            check = full | (i == limit - 1)
+            ok = jnp.isfinite(logs["loss"]) & lax.cond(check, tree_all_finite, lambda t: jnp.asarray(True), (p, s))
             # unweighted, every step holds batch_size samples: the weighting waits until after the loop
             sums = {k: sums[k] + (_f32(logs[k]) if real is None else _f32(logs[k]) * real[i]) for k in names}
             return i + 1, p, s, o, jnp.where(ok, bad, i), sums
@@ -294,15 +297,13 @@ def train_epoch(
         return ~c[1]
 
     def do_pass(c):
-        # c = (pass, done, (params, state, opt_state, failed, bad, sums)); ``bad`` is the failing step
-        # found so far (``steps`` when pass 0's losses were finite but its final values were not).
+        # c = (pass, done, (params, state, opt_state, failed, bad, sums)); ``bad``: the failing step found so far
         n_pass, _, (_, _, _, _, bad_before, _) = c
-        limit = jnp.where(n_pass == 0, steps, jnp.where(n_pass == 1, jnp.minimum(bad_before + 1, steps), bad_before))
+        limit = jnp.where(n_pass == 0, steps, jnp.where(n_pass == 1, bad_before + 1, bad_before))
         p, s, o, bad, sums = run_steps(limit, n_pass == 1)
-        finite = (bad < 0) & tree_all_finite((p, s))
-        found = jnp.where(finite, -1, jnp.where(bad < 0, steps, bad))  # pass 0: where the search starts
-        bad = jnp.where(n_pass == 0, found, jnp.where((n_pass == 1) & (bad >= 0), bad, bad_before))
-        done = (n_pass == 2) | ((n_pass == 0) & finite)
+        # pass 0: a step at or before which the first failure lies; pass 1: the first failure
+        bad = jnp.where((n_pass < 2) & (bad >= 0), bad, bad_before)
+        done = (n_pass == 2) | (bad < 0)
         return n_pass + 1, done, (p, s, o, bad >= 0, bad, sums)
 
     halted = jnp.asarray(halted)
