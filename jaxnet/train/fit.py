@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -81,6 +82,18 @@ def check_data(where: str, data: Any, *, name: str = "train_data") -> tuple[Arra
     return x, y
 
 
+def _apply_eval(model_ref, params, state, x):
+    return model_ref.obj.apply(params, state, x, train=False)[0]
+
+
+def _apply_loss(loss_ref, outputs, y):
+    return loss_ref.obj(outputs, y)
+
+
+_model_outputs = jax.jit(_apply_eval, static_argnums=0)
+_loss_value = jax.jit(_apply_loss, static_argnums=0)
+
+
 def check_model_fits(
     where: str,
     model: Layer,
@@ -99,8 +112,10 @@ def check_model_fits(
     """
     loss_fn = get_loss(loss)
     name = getattr(loss_fn, "__name__", repr(loss_fn))
+    two = jax.ShapeDtypeStruct((min(2, x.shape[0]), *x.shape[1:]), x.dtype)  # a 2-sample batch, abstract
     try:
-        out = jax.eval_shape(lambda p, s, a: model.apply(p, s, a, train=False)[0], params, state, x[:2])
+        # jitted with the model static: jax's trace cache answers a second fit of the same model at once
+        out = _model_outputs.eval_shape(E.Ref(model), params, state, two)
     except ParamsMismatchError as e:  # the params/state are another model's: say that, not "the input"
         raise ParamsMismatchError(f"{where}: the params or state given (init=...) are not this model's: {e}") from None
     except (ValueError, TypeError) as e:
@@ -108,7 +123,7 @@ def check_model_fits(
             f"{where}: the model {model.name} cannot take inputs of shape {tuple(x.shape[1:])} (per sample): {e}"
         ) from None
     try:
-        jax.eval_shape(loss_fn, out, y[:2])
+        _loss_value.eval_shape(E.Ref(loss_fn), out, jax.ShapeDtypeStruct((min(2, y.shape[0]), *y.shape[1:]), y.dtype))
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"{where}: the model's output shape {('batch', *out.shape[1:])} does not fit the "
@@ -212,9 +227,22 @@ class _Progress:
             self.bar.close()
 
 
-def _copy(tree):
-    # fit donates its working buffers; never consume arrays the caller still holds
-    return jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), tree)
+@jax.jit
+def _derive_keys(key):
+    """``fold_in(key, i)`` for i = 0, 1, 2 (init, validation split, training), in one dispatch."""
+    return tuple(jax.random.fold_in(key, i) for i in range(3))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _fresh_carry(cfg, params, state, opt_state, best_value, best_epoch, wait):
+    """:func:`jaxnet.train.epoch.initial_carry` in new buffers, in one dispatch.
+
+    ``fit`` donates its working buffers: it must never consume arrays the caller still holds, and
+    no buffer may appear twice (``best`` starts as ``params``). An explicit copy of every leaf
+    keeps jit from handing an input straight back as an output.
+    """
+    carry = E.initial_carry(cfg, params, state, opt_state, best_value=best_value, best_epoch=best_epoch, wait=wait)
+    return jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), carry)
 
 
 def fit(
@@ -316,7 +344,7 @@ def fit(
     if mesh is not None:
         check_mesh(where, mesh, batch_size)
     x, y = check_data(where, train_data)
-    k_init, k_split, k_train = (jax.random.fold_in(key, i) for i in range(3))
+    k_init, k_split, k_train = _derive_keys(key)
 
     val = None
     if validation is None:
@@ -334,7 +362,7 @@ def fit(
     else:
         if not isinstance(init, (tuple, list)) or len(init) != 3:
             raise TypeError("fit: init must be a tuple (params, state, opt_state)")
-        params, state, opt_state = _copy(tuple(init))
+        params, state, opt_state = init  # copied with the rest of the carry below, before anything is donated
     check_model_fits(where, model, loss, params, state, x, y)
     if val is not None:
         check_model_fits(where, model, loss, params, state, *val)
@@ -373,8 +401,8 @@ def fit(
     val_b = pad_batches(val[0], val[1], eval_batch_size) if val is not None else None
     history = history.copy() if history is not None else History()
     best_value, best_epoch, wait = _resume_early_stopping(early_stopping, history)
-    carry = E.initial_carry(cfg, params, state, opt_state, best_value=best_value, best_epoch=best_epoch, wait=wait)
-    carry = _copy(carry)  # fresh buffers: donation must not see one buffer twice (e.g. best is params)
+    # fresh buffers: donation must not see one buffer twice (e.g. best is params), nor the caller's arrays
+    carry = _fresh_carry(cfg, params, state, opt_state, best_value, best_epoch, wait)
     place = (lambda t: t) if mesh is None else (lambda t: replicate_global(t, mesh))
     carry, x, y, w, val_b, k_train = place((carry, x, y, w, val_b, k_train))
 
@@ -382,10 +410,11 @@ def fit(
     done = initial_epoch
     try:
         for start in range(initial_epoch, epochs, epochs_per_call):
-            es = jnp.arange(start, start + epochs_per_call, dtype=jnp.int32)
+            es = np.arange(start, start + epochs_per_call, dtype=np.int32)  # host arrays: no dispatch to build them
             t0 = time.perf_counter()
             carry, (logs, ran) = E.run_epochs_jit(cfg, carry, x, y, w, val_b, k_train, *place((es, es < epochs)))
-            logs, ran = jax.device_get((logs, ran))
+            # one transfer for the records and the two flags that end the loop
+            logs, ran, halted, stopped = jax.device_get((logs, ran, carry.halted, carry.stopped))
             dt = (time.perf_counter() - t0) / max(int(ran.sum()), 1)
             for j in np.flatnonzero(ran):
                 record = {"epoch": start + int(j) + 1, **{k: float(logs[k][j]) for k in columns}, "time": dt}
@@ -397,7 +426,7 @@ def fit(
                 history.records.append(record)
                 bar.update(record)
                 done = start + int(j) + 1
-            if bool(carry.halted) or bool(carry.stopped):
+            if bool(halted) or bool(stopped):
                 break
     finally:
         bar.close()
