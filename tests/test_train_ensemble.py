@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _jaxpr_walk import has_dot, subjaxprs
 
 import jaxnet as jn
 from jaxnet.train import (
@@ -166,18 +167,6 @@ def test_a_blown_member_leaves_the_others_as_separate_fits():
     )
 
 
-def _subjaxprs(eqn):
-    for v in eqn.params.values():
-        for item in v if isinstance(v, (tuple, list)) else (v,):
-            inner = getattr(item, "jaxpr", item)
-            if hasattr(inner, "eqns"):
-                yield inner
-
-
-def _has_dot(jaxpr) -> bool:
-    return any(e.primitive.name == "dot_general" or any(map(_has_dot, _subjaxprs(e))) for e in jaxpr.eqns)
-
-
 def _scans_outside_cond(jaxpr) -> int:
     """``scan`` equations that always run (not inside a ``cond`` branch) and hold a matrix product (a step).
 
@@ -187,8 +176,8 @@ def _scans_outside_cond(jaxpr) -> int:
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "cond":
             continue
-        count += eqn.primitive.name == "scan" and any(map(_has_dot, _subjaxprs(eqn)))
-        for inner in _subjaxprs(eqn):
+        count += eqn.primitive.name == "scan" and any(map(has_dot, subjaxprs(eqn)))
+        for inner in subjaxprs(eqn):
             count += _scans_outside_cond(inner)
     return count
 

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _jaxpr_walk import has_dot, subjaxprs
 
 import jaxnet as jn
 from jaxnet.data import shuffle_batches
@@ -71,25 +72,14 @@ def _counting_penalty():
     return penalty, calls
 
 
-def _subjaxprs(eqn):
-    for v in eqn.params.values():
-        for item in v if isinstance(v, (tuple, list)) else (v,):
-            inner = getattr(item, "jaxpr", item)
-            if hasattr(inner, "eqns"):
-                yield inner
-
-
 def _loops_with_a_dot(jaxpr) -> list[str]:
     """The ``while``/``scan`` equations (nested ones included, outermost first) whose body holds a matrix product."""
 
-    def has_dot(j):
-        return any(e.primitive.name == "dot_general" or any(map(has_dot, _subjaxprs(e))) for e in j.eqns)
-
     found = []
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("while", "scan") and any(map(has_dot, _subjaxprs(eqn))):
+        if eqn.primitive.name in ("while", "scan") and any(map(has_dot, subjaxprs(eqn))):
             found.append(eqn.primitive.name)
-        for inner in _subjaxprs(eqn):
+        for inner in subjaxprs(eqn):
             found += _loops_with_a_dot(inner)
     return found
 
