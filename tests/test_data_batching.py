@@ -118,9 +118,20 @@ def test_permutation_with_several_rounds_is_uniform_over_positions():
 
 
 def test_permutation_rejects_bad_n():
-    for bad in (0, -3, 2.0, True):
-        with pytest.raises(ValueError, match="permutation: n must be a positive Python int"):
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="permutation: n must be a positive int"):
             D.permutation(jax.random.PRNGKey(0), bad)
+    for bad in (2.0, True, "4"):
+        with pytest.raises(TypeError, match="permutation: n must be a positive int"):
+            D.permutation(jax.random.PRNGKey(0), bad)
+    # a NumPy int is an int: the same permutation as the Python int
+    np.testing.assert_array_equal(
+        D.permutation(jax.random.PRNGKey(0), np.int64(5)), D.permutation(jax.random.PRNGKey(0), 5)
+    )
+    idx, _ = D.shuffle_batches(jax.random.PRNGKey(0), np.int32(10), np.int64(5))
+    assert idx.shape == (2, 5)
+    with pytest.raises(TypeError, match="epoch_batches: key must"):
+        D.epoch_batches(0, (jnp.ones((4, 2)),), 2)
 
 
 def test_jit_with_static_sizes_traces_once():
@@ -165,7 +176,7 @@ def test_bad_sizes_raise():
         D.shuffle_batches(jax.random.PRNGKey(0), 10, 11)
     idx, mask = D.shuffle_batches(jax.random.PRNGKey(0), 10, 11, drop_last=False)  # allowed: one padded batch
     assert idx.shape == (1, 11) and int(mask.sum()) == 10
-    with pytest.raises(TypeError, match="static Python int"):
+    with pytest.raises(TypeError, match="static int"):
         D.shuffle_batches(jax.random.PRNGKey(0), 10, 2.5)
     with pytest.raises(ValueError, match="same leading"):
         D.epoch_batches(jax.random.PRNGKey(0), (jnp.ones(4), jnp.ones(5)), 2)

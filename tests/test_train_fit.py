@@ -201,3 +201,9 @@ def test_bad_input_errors(blobs, model):
         fit(model, LOSS, jn.sgd(0.1), (x, y), early_stopping=EarlyStopping(), **kw)
     with pytest.raises(ValueError, match="cannot take inputs of shape"):
         fit(model, LOSS, jn.sgd(0.1), (x, y), init=(*model.init(jax.random.PRNGKey(0), (-1, 5))[1:], None), **kw)
+    # another optimizer's state in init= is blamed on init=, before anything compiles
+    _, p0, s0 = model.init(jax.random.PRNGKey(0), (-1, x.shape[1]))
+    with pytest.raises(
+        TypeError, match=r"fit: init=\(params, state, opt_state\): the opt_state does not fit.*SgdState"
+    ):
+        fit(model, LOSS, jn.adam(1e-3), (x, y), init=(p0, s0, jn.sgd(0.1).init(p0)), **kw)

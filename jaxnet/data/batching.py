@@ -11,7 +11,7 @@ An epoch visits the ``n`` samples once in a fresh random order and cuts them int
   (``loss(outputs, targets, where=mask)``) ignores it. Every sample is used exactly once.
 
 Nothing loops over samples in Python: one :func:`permutation` and one gather per array.
-``n`` and ``batch_size`` are static Python ints (they fix the shapes).
+``n`` and ``batch_size`` are static ints, Python or NumPy (they fix the shapes).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxnet.types import Array, check_key
@@ -49,17 +50,22 @@ def permutation(key: Array, n: int) -> Array:
     into ONE uint32 and sorts that alone, which XLA runs several times faster than a key-value
     sort; above ``n = 2**20`` this falls back to ``jax.random.permutation`` itself.
 
-    ``n`` is a static Python int. The same key gives the same permutation, bit for bit (also
-    under ``vmap``, where each key draws until its own keys differ); it is not the permutation
-    ``jax.random.permutation`` gives for that key.
+    ``n`` is a static int (Python or NumPy). The same key gives the same permutation, bit for
+    bit, with or without ``jit``; it is not the permutation ``jax.random.permutation`` gives for
+    that key. Under ``vmap`` each key draws until its own keys differ, and threefry keys (the
+    default) give the same permutations as a loop over the keys; RBG keys do not, because
+    ``jax.random.bits`` itself draws other bits for them under ``vmap``.
 
     Raises:
-      TypeError: when ``key`` is not a ``jax.random`` key.
-      ValueError: when ``n`` is not a positive Python int.
+      TypeError: when ``key`` is not a ``jax.random`` key, or ``n`` is not an int.
+      ValueError: when ``n <= 0``.
     """
     check_key("permutation", key)
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"permutation: n must be a positive Python int, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"permutation: n must be a positive int (static), got {n!r}")
+    if n <= 0:
+        raise ValueError(f"permutation: n must be a positive int, got {n!r}")
+    n = int(n)
     if n <= _RANK_MAX_N:
         return _permutation_by_rank(key, n)
     return _permutation_by_rounds(key, n)
@@ -118,12 +124,13 @@ def num_steps(n: int, batch_size: int, *, drop_last: bool = True) -> int:
     """Batches per epoch: ``n // batch_size`` with ``drop_last``, else ``ceil(n / batch_size)``.
 
     Raises:
-      TypeError: when ``n`` or ``batch_size`` is not a Python int.
+      TypeError: when ``n`` or ``batch_size`` is not an int (Python or NumPy).
       ValueError: for ``batch_size <= 0``, ``n <= 0``, or ``batch_size > n`` with ``drop_last``.
     """
     for name, v in (("n", n), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"shuffle_batches: {name} must be a static Python int, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"shuffle_batches: {name} must be a static int, got {v!r}")
+    n, batch_size = int(n), int(batch_size)
     if batch_size <= 0:
         raise ValueError(f"shuffle_batches: batch_size must be > 0, got batch_size={batch_size} (n={n})")
     if n <= 0:
@@ -149,10 +156,12 @@ def shuffle_batches(key: Array, n: int, batch_size: int, *, drop_last: bool = Tr
       ``(idx, mask)``: ``idx`` int32 [steps, batch_size] and ``mask`` bool [steps, batch_size].
 
     Raises:
+      TypeError: for a key that is not a ``jax.random`` key, or a non-int ``n`` or ``batch_size``.
       ValueError: for ``batch_size <= 0`` or ``batch_size > n`` with ``drop_last=True``.
     """
     check_key("shuffle_batches", key)
     steps = num_steps(n, batch_size, drop_last=drop_last)
+    n, batch_size = int(n), int(batch_size)
     perm = permutation(key, n)
     total = steps * batch_size
     if total <= n:
@@ -187,8 +196,10 @@ def epoch_batches(key: Array, arrays: Any, batch_size: int, *, drop_last: bool =
       [steps, batch_size, ...]; ``mask`` is bool [steps, batch_size].
 
     Raises:
+      TypeError: for a key that is not a ``jax.random`` key.
       ValueError: for no arrays, arrays of different leading sizes, or a bad ``batch_size``.
     """
+    check_key("epoch_batches", key)
     leaves = jax.tree_util.tree_leaves(arrays)
     if not leaves:
         raise ValueError("epoch_batches: arrays holds no array")

@@ -210,7 +210,8 @@ def train_epoch(
     """One epoch as one compiled loop; returns ``(params, state, opt_state, halted, bad_step, metrics)``.
 
     ``metrics`` holds the means, over the real samples of the epoch's finite steps, of the
-    step metrics (each step weighted by its batch's total sample weight).
+    step metrics (each step weighted by its batch's total sample weight); NaN when the first
+    step already failed (no finite step to average).
     ``halted`` comes in (skip everything) and goes out (a non-finite value was met at
     ``bad_step``, -1 if none).
 
@@ -312,9 +313,13 @@ def train_epoch(
         not_done, do_pass, (jnp.asarray(0, jnp.int32), halted, start)
     )
     count = sums.pop("_count")
-    count = jnp.where(count > 0, count, 1)
-    means = {k: v / count for k, v in sums.items()}
+    means = _means(sums, count)
     return params, state, opt_state, halted | stop, bad, means
+
+
+def _means(sums: dict[str, Array], count: Array) -> dict[str, Array]:
+    """``sums / count``; NaN when no step finished (an epoch halted at its first step has no loss to report)."""
+    return {k: jnp.where(count > 0, v / jnp.where(count > 0, count, 1), jnp.nan) for k, v in sums.items()}
 
 
 def log_names(cfg: EngineConfig) -> tuple[str, ...]:
@@ -428,9 +433,7 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
     else:
         real = jnp.full((steps,), float(cfg.batch_size), jnp.float32)
     real = jnp.where(ok, real, 0)
-    count = jnp.sum(real)
-    count = jnp.where(count > 0, count, 1)
-    means = {k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32) * real) / count for k, v in logs.items()}
+    means = _means({k: jnp.sum(jnp.where(ok, v, 0).astype(jnp.float32) * real) for k, v in logs.items()}, jnp.sum(real))
     return params, state, opt_state, halted_out, bad, means
 
 

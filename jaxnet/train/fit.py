@@ -90,7 +90,12 @@ def _apply_loss(loss_ref, outputs, y):
     return loss_ref.obj(outputs, y)
 
 
+def _apply_update(optimizer_ref, params, opt_state):
+    return optimizer_ref.obj.update(params, opt_state, params)  # the params stand in for gradients of their shape
+
+
 _model_outputs = jax.jit(_apply_eval, static_argnums=0)
+_optimizer_update = jax.jit(_apply_update, static_argnums=0)
 _loss_value = jax.jit(_apply_loss, static_argnums=0)
 
 
@@ -364,6 +369,14 @@ def fit(
             raise TypeError("fit: init must be a tuple (params, state, opt_state)")
         params, state, opt_state = init  # copied with the rest of the carry below, before anything is donated
     check_model_fits(where, model, loss, params, state, x, y)
+    if init is not None:  # another optimizer's state fails inside the compiled epoch: say here that init= holds it
+        try:
+            _optimizer_update.eval_shape(E.Ref(optimizer), params, opt_state)
+        except (ValueError, TypeError) as e:
+            kind = TypeError if isinstance(e, TypeError) else ValueError
+            raise kind(
+                f"fit: init=(params, state, opt_state): the opt_state does not fit this optimizer: {e}"
+            ) from None
     if val is not None:
         check_model_fits(where, model, loss, params, state, *val)
 
@@ -433,11 +446,12 @@ def fit(
 
     params, state = carry.params, carry.state
     if bool(carry.halted):
-        e, s = int(carry.bad_epoch) + 1, int(carry.bad_step)
-        history.stop_reason, history.nonfinite = "nonfinite", {"epoch": e, "step": s}
+        bad_epoch, bad_step = int(carry.bad_epoch) + 1, int(carry.bad_step)
+        history.stop_reason, history.nonfinite = "nonfinite", {"epoch": bad_epoch, "step": bad_step}
         warnings.warn(
-            f"fit: non-finite loss or parameters at epoch {e}, step {s}; stopped and returned the "
-            "last finite params and state (lower the learning rate?)",
+            f"fit: non-finite loss or parameters at epoch {bad_epoch}, step {bad_step} (epochs count from 1, steps "
+            "within the epoch from 0); stopped and returned the last finite params and state (lower the learning "
+            "rate?)",
             NonFiniteWarning,
             stacklevel=2,
         )
