@@ -1,18 +1,9 @@
 """The data figures' scripts run and write small PNG files (the ones committed under docs/figures/)."""
 
-import importlib.util
 import pathlib
 
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _examples import load_example
 
 
 @pytest.mark.parametrize(
@@ -23,7 +14,7 @@ def _load(name):
     ],
 )
 def test_figure_scripts_write_small_pngs(tmp_path, script, expected):
-    result = _load(script).main(str(tmp_path))
+    result = load_example(script).main(str(tmp_path))
     paths = result if isinstance(result, list) else [result]
     assert {pathlib.Path(p).name for p in paths} == expected
     for p in paths:

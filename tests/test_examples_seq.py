@@ -1,34 +1,24 @@
 """examples/char_lm.py and examples/sequence_classification.py: their pieces against references, tiny runs learn."""
 
-import importlib.util
 import lzma
 import math
-import pathlib
 import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _examples import load_example
 
 
 @pytest.fixture(scope="module")
 def char_lm():
-    return _load("char_lm")
+    return load_example("char_lm")
 
 
 @pytest.fixture(scope="module")
 def seqcls():
-    return _load("sequence_classification")
+    return load_example("sequence_classification")
 
 
 # --- char_lm ------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 from jaxnet.nn.attention import _split_input, attention_weights
 from jaxnet.nn.dropout import dropout_mask
 from jaxnet.nn.positional import apply_rope
-from jaxnet.nn.recurrent import masked_step, scan_inputs
+from jaxnet.nn.recurrent import gru_gates, lstm_gates, masked_step, scan_inputs
 from jaxnet.types import Array
 
 __all__ = ["dot_product_attention_backward", "dot_product_attention_forward"]
@@ -272,20 +272,11 @@ def _cell_step(cell, params, carry, x):
         return h, h, (x, carry, a, h)
     if kind == "lstm_cell":
         h0, c0 = carry
-        i, f, gg, o = jnp.split(x @ params["w_i"] + h0 @ params["w_h"] + params["b"], 4, axis=-1)
-        i, f, gg, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(gg), jax.nn.sigmoid(o)
-        c = f * c0 + i * gg
-        tc = jnp.tanh(c)
-        h = o * tc
-        return (h, c), h, (x, h0, c0, i, f, gg, o, tc)
+        h, c, gates = lstm_gates(params, x, h0, c0)
+        return (h, c), h, (x, h0, c0, *gates)
     # gru_cell
-    a_r, a_z, a_n = jnp.split(x @ params["w_i"] + params["b_i"], 3, axis=-1)
-    u_r, u_z, u_n = jnp.split(carry @ params["w_h"] + params["b_h"], 3, axis=-1)
-    r = jax.nn.sigmoid(a_r + u_r)
-    z = jax.nn.sigmoid(a_z + u_z)
-    n = jnp.tanh(a_n + r * u_n)
-    h = (1.0 - z) * n + z * carry
-    return h, h, (x, carry, r, z, n, u_n)
+    h, gates = gru_gates(params, x, carry)
+    return h, h, (x, carry, *gates)
 
 
 def _cell_step_back(cell, params, saved, d_new, dy):

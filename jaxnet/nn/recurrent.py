@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from jaxnet.nn import initializers
 from jaxnet.nn.core import check_size, make_layer
-from jaxnet.types import Layer
+from jaxnet.types import Array, Layer
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -118,6 +118,31 @@ def SimpleRNNCell(
     return make_layer(display, init, apply, kind="simple_rnn_cell", config=config, scope=name)
 
 
+def lstm_gates(params, x: Array, h: Array, c: Array) -> tuple[Array, Array, tuple]:
+    """One LSTM step: ``(h, c, (i, f, g, o, tanh c))``, the gates after their sigmoid/tanh.
+
+    Shared by :func:`LSTMCell` and the handwritten backprop through time, which keeps the gates.
+    """
+    i, f, g, o = jnp.split(x @ params["w_i"] + h @ params["w_h"] + params["b"], 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    c = f * c + i * g
+    tc = jnp.tanh(c)
+    return o * tc, c, (i, f, g, o, tc)
+
+
+def gru_gates(params, x: Array, h: Array) -> tuple[Array, tuple]:
+    """One GRU step: ``(h, (r, z, n, u_n))`` with ``u_n = h W_hn + b_hn`` (PyTorch's placement of ``r``).
+
+    Shared by :func:`GRUCell` and the handwritten backprop through time, which keeps the gates.
+    """
+    a_r, a_z, a_n = jnp.split(x @ params["w_i"] + params["b_i"], 3, axis=-1)
+    u_r, u_z, u_n = jnp.split(h @ params["w_h"] + params["b_h"], 3, axis=-1)
+    r = jax.nn.sigmoid(a_r + u_r)
+    z = jax.nn.sigmoid(a_z + u_z)
+    n = jnp.tanh(a_n + r * u_n)
+    return (1.0 - z) * n + z * h, (r, z, n, u_n)
+
+
 def LSTMCell(features: int, w_init=None, *, name: str | None = None, dtype=jnp.float32) -> Layer:
     """Long short-term memory step (Hochreiter & Schmidhuber 1997; PyTorch ``nn.LSTMCell``).
 
@@ -145,9 +170,7 @@ def LSTMCell(features: int, w_init=None, *, name: str | None = None, dtype=jnp.f
 
     def apply(params, state, step, *, key, train):
         h, c, x = _check_step(display, params, step, lstm=True)
-        i, f, g, o = jnp.split(x @ params["w_i"] + h @ params["w_h"] + params["b"], 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c, _ = lstm_gates(params, x, h, c)
         return ((h, c), h), state
 
     return make_layer(display, init, apply, kind="lstm_cell", config={"features": features, "carry": "hc"}, scope=name)
@@ -186,12 +209,7 @@ def GRUCell(features: int, w_init=None, *, name: str | None = None, dtype=jnp.fl
 
     def apply(params, state, step, *, key, train):
         h, _, x = _check_step(display, params, step, lstm=False)
-        a_r, a_z, a_n = jnp.split(x @ params["w_i"] + params["b_i"], 3, axis=-1)
-        u_r, u_z, u_n = jnp.split(h @ params["w_h"] + params["b_h"], 3, axis=-1)
-        r = jax.nn.sigmoid(a_r + u_r)
-        z = jax.nn.sigmoid(a_z + u_z)
-        n = jnp.tanh(a_n + r * u_n)
-        h = (1.0 - z) * n + z * h
+        h, _ = gru_gates(params, x, h)
         return (h, h), state
 
     return make_layer(display, init, apply, kind="gru_cell", config={"features": features, "carry": "h"}, scope=name)
