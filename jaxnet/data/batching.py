@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxnet import _threefry as threefry
 from jaxnet.types import Array, check_key
 
 # Positions take the low bits of a packed 32-bit sort key; at least this many random bits must remain.
@@ -83,7 +84,7 @@ def _permutation_by_rounds(key: Array, n: int) -> Array:
     order = positions.astype(jnp.int32)
     # All rounds' random bits from one threefry call: one copy of the generator in the compiled
     # program instead of one per round.
-    high = jax.random.bits(key, (rounds, n), jnp.uint32) >> jnp.uint32(b)
+    high = threefry.bits(key, (rounds, n)) >> jnp.uint32(b)
     for j in range(rounds):
         packed = lax.sort((high[j] << jnp.uint32(b)) | positions)  # distinct values: ties cannot reorder
         order = order[(packed & low).astype(jnp.int32)]
@@ -103,7 +104,7 @@ def _permutation_by_rank(key: Array, n: int, bits: int = 32) -> Array:
 
     def draw(carry):
         # One threefry call gives the n keys and, in its last words, the key of the next draw.
-        raw = jax.random.bits(carry[0], (n + words,), jnp.uint32)
+        raw = threefry.bits(carry[0], (n + words,))
         following = raw[n:].reshape(data.shape).astype(data.dtype)
         if typed:
             following = jax.random.wrap_key_data(following, impl=jax.random.key_impl(key))

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from jaxnet import _threefry as threefry
 from jaxnet.data.batching import shuffle_batches
 from jaxnet.optim.program import ProgramRef, program_ref
 from jaxnet.train.history import EarlyStopping
@@ -236,7 +237,7 @@ def train_epoch(
         return _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, axis_name=axis_name)
     step = cfg.step_fn()
     names = log_names(cfg)
-    k_shuffle, k_steps = jax.random.split(key)
+    k_shuffle, k_steps = threefry.split(key)
     idx, mask = shuffle_batches(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
     steps = idx.shape[0]
     # Gathering the whole shuffled epoch at once is one large copy instead of a small gather per
@@ -263,7 +264,7 @@ def train_epoch(
 
     def take_step(p, s, o, i):
         batch_data = tuple(lax.dynamic_index_in_dim(a, i, keepdims=False) for a in data)
-        return step(p, s, o, _batch(cfg, pregather, x, y, w, batch_data), jax.random.fold_in(k_steps, i))
+        return step(p, s, o, _batch(cfg, pregather, x, y, w, batch_data), threefry.fold_in(k_steps, i))
 
     # One loop over the steps, run in one pass on the common path; the step is traced and
     # compiled once. A pass runs from the epoch's start and stops after step ``limit - 1`` or
@@ -347,7 +348,7 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
     holds a second copy of the step, which costs compile time, not run time.
     """
     step = cfg.step_fn()
-    k_shuffle, k_steps = jax.random.split(key)
+    k_shuffle, k_steps = threefry.split(key)
     idx, mask = shuffle_batches(k_shuffle, cfg.n, cfg.batch_size, drop_last=cfg.drop_last)
     steps = idx.shape[0]
     # Gathering the whole shuffled epoch at once is one large copy instead of a small gather per
@@ -368,7 +369,7 @@ def _train_epoch_members(cfg, params, state, opt_state, x, y, w, key, halted, *,
         xs = (order, (idx, mask))
 
     def take_step(p, s, o, i, data):
-        return step(p, s, o, _batch(cfg, pregather, x, y, w, data), jax.random.fold_in(k_steps, i))
+        return step(p, s, o, _batch(cfg, pregather, x, y, w, data), threefry.fold_in(k_steps, i))
 
     first = jax.tree_util.tree_map(lambda a: a[0], xs)
     log_shapes = jax.eval_shape(lambda: take_step(params, state, opt_state, *first)[3])
@@ -527,7 +528,7 @@ def run_epochs(
 
     def one_epoch(c: Carry, e):
         p, s, o, halted, bad, logs = train_epoch(
-            cfg, c.params, c.state, c.opt_state, x, y, w, jax.random.fold_in(key, e), c.halted, axis_name=axis_name
+            cfg, c.params, c.state, c.opt_state, x, y, w, threefry.fold_in(key, e), c.halted, axis_name=axis_name
         )
         if cfg.has_val and val is not None:
             vlogs = evaluate_batched(cfg, p, s, *val)

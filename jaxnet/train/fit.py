@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet import _threefry as threefry
 from jaxnet.nn.core import ParamsMismatchError
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.interop import as_optimizer
@@ -232,10 +233,9 @@ class _Progress:
             self.bar.close()
 
 
-@jax.jit
 def _derive_keys(key):
-    """``fold_in(key, i)`` for i = 0, 1, 2 (init, validation split, training), in one dispatch."""
-    return tuple(jax.random.fold_in(key, i) for i in range(3))
+    """``fold_in(key, i)`` for i = 0, 1, 2 (init, validation split, training), hashed on the host."""
+    return tuple(threefry.fold_in_host(key, 3))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -410,7 +410,7 @@ def fit(
         precision=precision,
         mesh=mesh,
     )
-    w = jnp.ones((x.shape[0],), jnp.float32)
+    w = jax.device_put(np.ones((x.shape[0],), np.float32))  # a transfer, not a program to compile
     val_b = pad_batches(val[0], val[1], eval_batch_size) if val is not None else None
     history = history.copy() if history is not None else History()
     best_value, best_epoch, wait = _resume_early_stopping(early_stopping, history)

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxnet import _threefry as threefry
 from jaxnet.nn.losses import get_loss
 from jaxnet.optim.base import apply_updates
 from jaxnet.optim.interop import as_optimizer
@@ -118,7 +119,7 @@ def train_step_fn(
         if augment is not None:
             if key is None:
                 raise TypeError("train step: augment needs a key, got key=None")
-            x = augment(jax.random.fold_in(key, _AUGMENT_SALT), x)
+            x = augment(threefry.fold_in(key, _AUGMENT_SALT), x)
         (value, (out, state)), grads = jax.value_and_grad(objective, has_aux=True)(params, state, x, y, where, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = apply_updates(params, updates)
