@@ -8,6 +8,9 @@ builds three programs over the same data and prints, for each:
   whiles (and how many of them are ``scan`` / ``cond`` / ``while``);
 - ``HLO ops``: instructions of the optimized HLO module XLA compiled (all computations), and how
   many ``dot`` ops it holds (each copy of the step holds its forward and backward matrix products);
+- ``fusions`` / ``whiles``: its ``fusion`` and ``while`` instructions. On the CPU each fusion is
+  a kernel XLA generates machine code for (about 14 ms of compile each on the 2-core dev machine,
+  ``benchmarks/compile_cost.py``), so these, more than the op count, set the compile time;
 - ``lower s`` / ``compile s``: seconds to trace and lower, and to compile (in this process, after
   a warm-up compile of an unrelated tiny program);
 - ``ms/epoch``: median time of one call after compilation.
@@ -63,16 +66,17 @@ def count_eqns(jaxpr) -> dict:
 
 
 def hlo_counts(compiled) -> dict:
-    """Instructions in the optimized HLO (every computation) and the ``dot`` ops among them."""
+    """Instructions in the optimized HLO (every computation); its ``dot``, ``fusion`` and ``while`` ops."""
     text = compiled.as_text()
-    ops = dots = 0
+    ops = dots = fusions = whiles = 0
     for line in text.splitlines():
         s = line.strip()
         if " = " in s and not s.startswith(("HloModule", "//", "ENTRY", "}")) and "{" not in s.split(" = ")[0]:
             ops += 1
-            if " dot(" in s:
-                dots += 1
-    return {"hlo_ops": ops, "dots": dots}
+            dots += " dot(" in s
+            fusions += " fusion(" in s
+            whiles += " while(" in s
+    return {"hlo_ops": ops, "dots": dots, "fusions": fusions, "whiles": whiles}
 
 
 def measure(name, fn, args, *, calls=5, donate_from=None, static=()):
@@ -160,7 +164,8 @@ def main() -> None:
     rows.append({**row, "traces": len(traces)})
 
     print(f"config {cfg.label()}, {steps} steps per epoch, jax {jax.__version__}")
-    head = ["program", "step traces", "jaxpr eqns", "scan/cond/while", "HLO ops", "dots", "lower s", "compile s"]
+    head = ["program", "step traces", "jaxpr eqns", "scan/cond/while", "HLO ops", "dots", "fusions", "whiles"]
+    head += ["lower s", "compile s"]
     head.append("ms/epoch")
     table = [
         [
@@ -170,6 +175,8 @@ def main() -> None:
             f"{r['scan']}/{r['cond']}/{r['while']}",
             str(r["hlo_ops"]),
             str(r["dots"]),
+            str(r["fusions"]),
+            str(r["whiles"]),
             f"{r['lower_s']:.2f}",
             f"{r['compile_s']:.2f}",
             f"{r['ms']:.2f}",

@@ -161,3 +161,18 @@ def test_sequence_workers_train_the_same_function(capsys, model):
         assert "error" not in res and "unavailable" not in res, res
         assert res["tokens_per_s"] > 0 and np.isfinite(res["loss"]), res
         assert res["loss_diff"] <= 1e-5 * max(1.0, abs(res["loss"])), res
+
+
+def test_epoch_anatomy_counts_fusions_whiles_and_dots():
+    import epoch_anatomy
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    def f(a, b):  # one matrix product inside a loop of unknown trip count
+        return lax.while_loop(lambda c: c[1] < jnp.sum(a), lambda c: (jnp.tanh(c[0] @ b) + 1, c[1] + 1), (a, 0.0))[0]
+
+    a = jnp.ones((4, 4))
+    counts = epoch_anatomy.hlo_counts(jax.jit(f).lower(a, a).compile())
+    assert counts["whiles"] == 1 and counts["dots"] == 1, counts
+    assert counts["hlo_ops"] > counts["fusions"] >= 1, counts
