@@ -236,6 +236,54 @@ def build_raw_scan_precut(cfg, steps, dtype, x, y):
     return run
 
 
+def fit_one_epoch(model, opt, data, batch_size, key, init, **kwargs):
+    """``jaxnet.train.fit`` for one epoch from ``init = (params, state, opt_state)``, as a script calls it."""
+    from jaxnet.train import fit
+
+    return fit(
+        model, JAXNET_LOSS, opt, data, epochs=1, batch_size=batch_size, key=key, init=init, progress=False, **kwargs
+    )
+
+
+def epoch_setup(config: str):
+    """What the one-process epoch scripts share for an MLP config: data on the device, batches cut once,
+    the hand-written params and Adam state, and jaxnet's model, params and state from the same seed.
+
+    Returns a ``types.SimpleNamespace`` (``cfg, steps, b, n, x, y, xs, ys, rp, ro, model, params, state``).
+    """
+    import types
+
+    import _common as C
+    import jax
+    import jax.numpy as jnp
+
+    from jaxnet.nn import MLP
+
+    C.jax_setup("float32")
+    cfg = C.get_config(config, "cpu")
+    steps, b = C.steps_for(cfg, "cpu"), cfg.batch
+    xn, yn = C.make_data(cfg, steps)
+    x, y = jnp.asarray(xn), jnp.asarray(yn)
+    rp = raw_init(jax.random.PRNGKey(0), cfg.sizes, jnp.float32)
+    model = MLP(list(cfg.sizes[1:]))
+    _, params, state = model.init(jax.random.PRNGKey(0), (-1, cfg.sizes[0]))
+    return types.SimpleNamespace(
+        cfg=cfg,
+        steps=steps,
+        b=b,
+        n=x.shape[0],
+        x=x,
+        y=y,
+        xs=x.reshape(steps, b, -1),
+        ys=y.reshape(steps, b),
+        rp=rp,
+        ro=raw_adam_init(rp),
+        model=model,
+        params=params,
+        state=state,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # jaxnet
 
@@ -298,25 +346,13 @@ def build_jaxnet_fit(cfg, steps, dtype, x, y):
     import jax
     import jax.numpy as jnp
 
-    from jaxnet.train import fit
-
     model, opt, params, state, opt_state = _jaxnet_parts(cfg, dtype)
     data = (jnp.asarray(x, dtype), jnp.asarray(y))
     carry = [params, state, opt_state]
     calls = iter(range(10**9))
 
     def run():
-        r = fit(
-            model,
-            JAXNET_LOSS,
-            opt,
-            data,
-            epochs=1,
-            batch_size=cfg.batch,
-            key=jax.random.PRNGKey(next(calls)),
-            init=tuple(carry),
-            progress=False,
-        )
+        r = fit_one_epoch(model, opt, data, cfg.batch, jax.random.PRNGKey(next(calls)), tuple(carry))
         if r.history.stop_reason == "nonfinite":
             raise FloatingPointError("jaxnet-fit: non-finite loss or params (the guard stopped the epoch)")
         jax.block_until_ready(r.params)

@@ -29,24 +29,16 @@ def main() -> None:
     p.add_argument("--label", default="", help="a name printed with the result line")
     args = p.parse_args()
 
-    import _common as C
     import _variants as V
     import jax
     import jax.numpy as jnp
 
     import jaxnet as jn
 
-    C.jax_setup("float32")
-    cfg = C.get_config(args.config, "cpu")
-    steps, b = C.steps_for(cfg, "cpu"), cfg.batch
-    xn, yn = C.make_data(cfg, steps)
-    x, y = jnp.asarray(xn), jnp.asarray(yn)
+    S = V.epoch_setup(args.config)
+    cfg, b, x, y, xs, ys = S.cfg, S.b, S.x, S.y, S.xs, S.ys
+    rp, ro, model, params, state = S.rp, S.ro, S.model, S.params, S.state
     jax.jit(lambda a: a + 1)(jnp.ones(3)).block_until_ready()  # first-compile costs out of the way
-    model = jn.MLP(list(cfg.sizes[1:]))
-    _, params, state = model.init(jax.random.PRNGKey(0), (-1, cfg.sizes[0]))
-    rp = V.raw_init(jax.random.PRNGKey(0), cfg.sizes, jnp.float32)
-    ro = V.raw_adam_init(rp)
-    xs, ys = x.reshape(steps, b, -1), y.reshape(steps, b)
     res: dict = {"raw": [], "epoch": [], "fit": []}
     for r in range(3):
         salt = (r + 1) * 1e-3  # a new constant: a new program, compiled afresh
@@ -69,18 +61,8 @@ def main() -> None:
         res["epoch"].append(time.perf_counter() - t)
 
         t = time.perf_counter()
-        out = jn.train.fit(
-            model,
-            V.JAXNET_LOSS,
-            adam,
-            (x, y),
-            epochs=1,
-            batch_size=b,
-            key=jax.random.PRNGKey(0),
-            init=(params, state, adam.init(params)),
-            progress=False,
-            penalty=penalty,
-        )
+        init = (params, state, adam.init(params))
+        out = V.fit_one_epoch(model, adam, (x, y), b, jax.random.PRNGKey(0), init, penalty=penalty)
         jax.block_until_ready(out.params)
         res["fit"].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in res.items()}

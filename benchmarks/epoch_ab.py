@@ -32,7 +32,6 @@ def main() -> None:
     p.add_argument("--old", default=None, help="another epoch.py to compare (its make_train_epoch)")
     args = p.parse_args()
 
-    import _common as C
     import _variants as V
     import jax
     import jax.numpy as jnp
@@ -40,35 +39,16 @@ def main() -> None:
     import jaxnet as jn
     from jaxnet.data import shuffle_batches
 
-    C.jax_setup("float32")
-    cfg = C.get_config(args.config, "cpu")
-    steps, b = C.steps_for(cfg, "cpu"), cfg.batch
-    xn, yn = C.make_data(cfg, steps)
-    x, y = jnp.asarray(xn), jnp.asarray(yn)
-    n = x.shape[0]
-    xs, ys = x.reshape(steps, b, -1), y.reshape(steps, b)
-    rp = V.raw_init(jax.random.PRNGKey(0), cfg.sizes, jnp.float32)
-    ro = V.raw_adam_init(rp)
+    S = V.epoch_setup(args.config)
+    cfg, steps, b, n, x, y, xs, ys = S.cfg, S.steps, S.b, S.n, S.x, S.y, S.xs, S.ys
+    rp, ro, model, params, state = S.rp, S.ro, S.model, S.params, S.state
     raw = jax.jit(V.raw_epoch_precut)
-    model = jn.MLP(list(cfg.sizes[1:]))
-    _, params, state = model.init(jax.random.PRNGKey(0), (-1, cfg.sizes[0]))
     adam = jn.adam(V.LR)
     opt_state = adam.init(params)
     epoch = jn.train.make_train_epoch(model, V.JAXNET_LOSS, adam, batch_size=b, n=n)
 
     def fit_one(k):  # what a script calls: fit for one epoch, resumed from the given params
-        r = jn.train.fit(
-            model,
-            V.JAXNET_LOSS,
-            adam,
-            (x, y),
-            epochs=1,
-            batch_size=b,
-            key=k,
-            init=(params, state, opt_state),
-            progress=False,
-        )
-        return r.params
+        return V.fit_one_epoch(model, adam, (x, y), b, k, (params, state, opt_state)).params
 
     progs = {
         "raw": lambda k: raw(rp, ro, xs, ys),
