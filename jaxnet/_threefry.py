@@ -80,11 +80,11 @@ def _like(key: Array, words: Array) -> Array:
 
 
 def fold_in(key: Array, data: int | Array) -> Array:
-    """``jax.random.fold_in(key, data)`` for an integer scalar ``data`` (taken modulo 2**32)."""
+    """``jax.random.fold_in(key, data)`` for an integer scalar ``data`` (converted to uint32 as jax does)."""
     w = _words(key)
-    if w is None:
+    if w is None or np.ndim(data):  # jax.random raises its own TypeError for an array
         return jax.random.fold_in(key, data)
-    b1, b2 = threefry2x32(w[0], w[1], jnp.uint32(0), jnp.asarray(data).astype(jnp.uint32))
+    b1, b2 = threefry2x32(w[0], w[1], jnp.uint32(0), jnp.asarray(data, dtype=jnp.uint32))  # as jax converts it
     return _like(key, jnp.stack([b1, b2]))
 
 

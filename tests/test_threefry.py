@@ -28,7 +28,7 @@ def _same(a, b):
 def test_split_fold_in_and_bits_equal_jax_random(key):
     for num in (1, 2, 3, 5):
         _same(T.split(key, num), jax.random.split(key, num))
-    for data in (0, 1, 7, 2**20, 2**31 - 1, np.int32(-1), np.uint32(2**32 - 1)):
+    for data in (0, 1, 7, 2**20, 2**31 - 1, 2**31, 2**32 - 1, np.int32(-1), np.int64(9), np.uint32(2**32 - 1)):
         _same(T.fold_in(key, data), jax.random.fold_in(key, data))
     for shape in ((1,), (7,), (8194,), (3, 5)):
         _same(T.bits(key, shape), jax.random.bits(key, shape, jnp.uint32))
@@ -84,3 +84,11 @@ def test_fold_in_host_equals_jax_random(key):
     assert len(got) == 4
     for i, k in enumerate(got):
         _same(k, jax.random.fold_in(key, i))
+
+
+def test_fold_in_rejects_what_jax_rejects():
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(OverflowError):  # a negative Python int does not convert to uint32
+        T.fold_in(key, -1)
+    with pytest.raises(TypeError, match="scalar"):
+        T.fold_in(key, jnp.arange(3))
