@@ -88,10 +88,10 @@ def fold_in(key: Array, data: int | Array) -> Array:
     return _like(key, jnp.stack([b1, b2]))
 
 
-def split(key: Array, num: int = 2) -> Array:
-    """``jax.random.split(key, num)``: ``num`` new keys, stacked on a leading axis."""
+def split(key: Array, num: int | tuple[int, ...] = 2) -> Array:
+    """``jax.random.split(key, num)``: ``num`` new keys, stacked on a leading axis (a shape ``num``: jax's)."""
     w = _words(key)
-    if w is None:
+    if w is None or not isinstance(num, int) or isinstance(num, bool):
         return jax.random.split(key, num)
     b1, b2 = threefry2x32(w[0], w[1], jnp.zeros((num,), jnp.uint32), lax.iota(jnp.uint32, num))
     return _like(key, jnp.stack([b1, b2], axis=1))

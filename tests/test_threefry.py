@@ -26,7 +26,7 @@ def _same(a, b):
 
 @pytest.mark.parametrize("key", _keys(), ids=lambda k: str(k.dtype))
 def test_split_fold_in_and_bits_equal_jax_random(key):
-    for num in (1, 2, 3, 5):
+    for num in (1, 2, 3, 5, (2, 3)):
         _same(T.split(key, num), jax.random.split(key, num))
     for data in (0, 1, 7, 2**20, 2**31 - 1, 2**31, 2**32 - 1, np.int32(-1), np.int64(9), np.uint32(2**32 - 1)):
         _same(T.fold_in(key, data), jax.random.fold_in(key, data))
