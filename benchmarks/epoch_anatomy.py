@@ -1,7 +1,7 @@
 """What a compiled epoch contains: traces, jaxpr equations, HLO ops and compile time, against a hand-written scan.
 
 For one MLP config (the throughput configs: ``overhead``, ``small``, ``medium``, ``large``) this
-builds three programs over the same data and prints, for each:
+builds four programs over the same data and prints, for each:
 
 - ``step traces``: how many times the training step was traced (a penalty that counts its calls);
 - ``jaxpr eqns``: equations of the program's jaxpr, counted recursively through scans, conds and

@@ -5,18 +5,21 @@ as 1, 2, 3", SC 2011: 20 rounds of add, rotate and xor on pairs of 32-bit words,
 injected every 4 rounds). On GPUs and TPUs jax emits the 20 rounds unrolled; on the CPU it
 emits them as a loop of 5 iterations (``jax._src.random.threefry2x32``, ``use_rolled_loops``),
 which XLA compiles into a while loop of several small kernels. A compiled epoch derives its
-keys and its shuffle's random bits with three such calls, so on the CPU each costs a loop
-to run and about 0.1 s to compile. Here the same rounds are written out in ``jax.numpy``: XLA
-fuses them into one elementwise kernel, and unused results (a step key no layer consumes)
-are removed as dead code. 8,194 bits: 0.08 ms against 0.21 ms per call, 0.13 s against
-0.24 s to compile (2-core Intel Xeon CPU, jax 0.10.2).
+keys and its shuffle's random words with three such calls, so on the CPU each costs a loop
+to run and about 0.1 s to compile. Here the same rounds are written out with array operators:
+XLA fuses them into one elementwise kernel, and unused results (a step key no layer consumes)
+are removed as dead code. 8,194 random 32-bit words: 0.09 ms against 0.26 ms per call, 0.12 s
+against 0.25 s to compile (``benchmarks/compile_cost.py``, 2-core Intel Xeon CPU, jax 0.10.2).
+Keys that layers draw inside a step (``Dropout``, ``Sequential``'s per-layer keys) still come
+from ``jax.random``.
 
 The results equal ``jax.random``'s exactly, for the keys and settings where this applies:
 a scalar threefry key (a raw ``uint32[2]`` key under the default ``threefry2x32``
-implementation, or a typed ``key<fry>``) with ``jax_threefry_partitionable`` on (jax's
-default). Every other key (``rbg``, ``unsafe_rbg``, custom implementations, arrays of keys)
-or setting is handed to ``jax.random`` itself. ``tests/test_threefry.py`` compares the two
-for raw and typed keys, under ``jit`` and ``vmap``.
+implementation, or a typed ``key<fry>``); for ``split`` and ``bits`` also
+``jax_threefry_partitionable`` on (the default of the jax versions jaxnet is tested with; with
+it off they draw other bits, and are handed to ``jax.random``). Every other key (``rbg``,
+``unsafe_rbg``, custom implementations, arrays of keys) is handed to ``jax.random`` itself.
+``tests/test_threefry.py`` compares the two for raw and typed keys, under ``jit`` and ``vmap``.
 """
 
 from __future__ import annotations
@@ -58,9 +61,13 @@ def threefry2x32(k1: Words, k2: Words, x1: Words, x2: Words) -> tuple[Words, Wor
     return x1, x2
 
 
-def _words(key: Array) -> Array | None:
-    """The two uint32 words of a key this module computes for, else ``None`` (use ``jax.random``)."""
-    if not jax.config.jax_threefry_partitionable:  # type: ignore[attr-defined]
+def _words(key: Array, *, partitionable: bool = True) -> Array | None:
+    """The two uint32 words of a key this module computes for, else ``None`` (use ``jax.random``).
+
+    ``partitionable``: the result depends on ``jax_threefry_partitionable`` (``split`` and ``bits``
+    do; ``fold_in`` hashes the same way in both modes) and is computed only when it is on.
+    """
+    if partitionable and not jax.config.jax_threefry_partitionable:  # type: ignore[attr-defined]
         return None
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != () or str(jax.random.key_impl(key)) != "threefry2x32":
@@ -81,7 +88,7 @@ def _like(key: Array, words: Array) -> Array:
 
 def fold_in(key: Array, data: int | Array) -> Array:
     """``jax.random.fold_in(key, data)`` for an integer scalar ``data`` (converted to uint32 as jax does)."""
-    w = _words(key)
+    w = _words(key, partitionable=False)
     if w is None or np.ndim(data):  # jax.random raises its own TypeError for an array
         return jax.random.fold_in(key, data)
     b1, b2 = threefry2x32(w[0], w[1], jnp.uint32(0), jnp.asarray(data, dtype=jnp.uint32))  # as jax converts it
@@ -97,8 +104,9 @@ def split(key: Array, num: int | tuple[int, ...] = 2) -> Array:
     return _like(key, jnp.stack([b1, b2], axis=1))
 
 
-def bits(key: Array, shape: tuple[int, ...]) -> Array:
+def bits(key: Array, shape: int | tuple[int, ...]) -> Array:
     """``jax.random.bits(key, shape, jnp.uint32)``: uniform random uint32 words."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     w = _words(key)
     size = 1
     for d in shape:
@@ -116,7 +124,7 @@ def fold_in_host(key: Array, count: int) -> list[Array]:
     about 0.1 s, once per process), and the keys go to the device as they are. Keys this
     module does not compute for are handed to ``jax.random.fold_in``.
     """
-    w = _words(key)
+    w = _words(key, partitionable=False)
     if w is None:
         return [jax.random.fold_in(key, i) for i in range(count)]
     host = np.asarray(jax.device_get(w))

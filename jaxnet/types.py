@@ -84,15 +84,15 @@ def check_key(where: str, key, name: str = "key"):
 
     Raises:
       TypeError: for ``None``, a Python number, a non-key dtype (a float array), a batch of
-        keys or a key of the wrong shape, naming ``where`` and the argument.
+        keys or a raw key whose length is not the default implementation's (``jax_default_prng_impl``),
+        naming ``where`` and the argument.
     """
     hint = "a jax.random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0)"
     if key is None:
         raise TypeError(f"{where}: {name} must be {hint}, got None")
     if isinstance(key, (bool, int, float)):
-        raise TypeError(
-            f"{where}: {name} must be {hint}, got the {type(key).__name__} {key!r}; wrap it: jax.random.key({key!r})"
-        )
+        fix = f"wrap it: jax.random.key({key!r})" if type(key) is int else "a seed is an int: jax.random.key(0)"
+        raise TypeError(f"{where}: {name} must be {hint}, got the {type(key).__name__} {key!r}; {fix}")
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
     if dtype is None or shape is None:
         raise TypeError(f"{where}: {name} must be {hint}, got {type(key).__name__}")
@@ -104,10 +104,17 @@ def check_key(where: str, key, name: str = "key"):
         return key
     if str(dtype) != "uint32":
         raise TypeError(f"{where}: {name} must be {hint}, got an array of dtype {dtype}")
-    if len(shape) != 1 or shape[0] not in (2, 4):
+    impl = str(jax.config.jax_default_prng_impl)  # type: ignore[attr-defined]
+    words = _RAW_KEY_WORDS.get(impl)
+    if len(shape) != 1 or shape[0] not in ((words,) if words else (2, 4)):
         what = "a batch of raw keys" if len(shape) == 2 and shape[-1] in (2, 4) else "a raw key"
+        expected = f"({words},) for the default {impl} implementation" if words else "(2,) or (4,)"
         raise TypeError(
-            f"{where}: {name} must be one key (a uint32 vector of shape (2,), or a typed key), got {what} of "
+            f"{where}: {name} must be one key (a uint32 vector of shape {expected}, or a typed key), got {what} of "
             f"shape {tuple(shape)}"
         )
     return key
+
+
+# Words of a raw (uint32) key for jax's built-in implementations (jax_default_prng_impl).
+_RAW_KEY_WORDS = {"threefry2x32": 2, "rbg": 4, "unsafe_rbg": 4}

@@ -180,3 +180,34 @@ def test_bad_sizes_raise():
         D.shuffle_batches(jax.random.PRNGKey(0), 10, 2.5)
     with pytest.raises(ValueError, match="same leading"):
         D.epoch_batches(jax.random.PRNGKey(0), (jnp.ones(4), jnp.ones(5)), 2)
+
+
+def test_eager_shuffles_compile_once_per_setting():
+    # Called outside jit, the shuffle is one compiled program per (n, batch_size, drop_last, key kind):
+    # its redraw loop used to be traced, and compiled, again on every call (~0.2 s each).
+    from jax import monitoring
+
+    compiles = []
+
+    def listen(event, secs, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    x, y = jnp.ones((50, 3)), jnp.arange(50)
+    keys = [jax.random.PRNGKey(i) for i in range(5)]
+    for i in range(2):  # the first round compiles
+        D.permutation(keys[i], 50)
+        D.shuffle_batches(keys[i], 50, 8, drop_last=False)
+        D.epoch_batches(keys[i], (x, y), 8)
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        for i in range(2, 5):
+            p = D.permutation(keys[i], 50)
+            idx, mask = D.shuffle_batches(keys[i], 50, 8, drop_last=False)
+            (xb, yb), m = D.epoch_batches(keys[i], (x, y), 8)
+            assert yb.shape == (6, 8) and m.shape == (6, 8)
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    assert compiles == []
+    assert sorted(np.asarray(p).tolist()) == list(range(50))
+    assert idx.shape == mask.shape == (7, 8) and xb.shape == (6, 8, 3)

@@ -21,6 +21,12 @@ BAD_KEYS = [
     pytest.param(jax.random.split(jax.random.PRNGKey(0), 3), "got a batch of raw keys of shape \\(3, 2\\)", id="batch"),
     pytest.param(jax.random.split(jax.random.key(0), 3), "got a batch of keys of shape \\(3,\\)", id="typed-batch"),
     pytest.param(jnp.zeros((3,), jnp.uint32), "got a raw key of shape \\(3,\\)", id="wrong-shape"),
+    pytest.param(2.5, "got the float 2.5; a seed is an int", id="float"),
+    pytest.param(
+        jax.random.key_data(jax.random.key(0, impl="rbg")),
+        "shape \\(2,\\) for the default threefry2x32 implementation.*got a raw key of shape \\(4,\\)",
+        id="rbg-words-under-threefry",
+    ),
 ]
 
 CALLS = {

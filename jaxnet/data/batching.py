@@ -16,6 +16,7 @@ Nothing loops over samples in Python: one :func:`permutation` and one gather per
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -68,7 +69,13 @@ def permutation(key: Array, n: int) -> Array:
         raise TypeError(f"permutation: n must be a positive int (static), got {n!r}")
     if n <= 0:
         raise ValueError(f"permutation: n must be a positive int, got {n!r}")
-    n = int(n)
+    return _permutation(key, int(n))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _permutation(key: Array, n: int) -> Array:
+    """:func:`permutation` after its checks, compiled once per ``n`` and kind of key (a call outside
+    ``jit`` runs one program, not one dispatch per operation, and its loop is traced once)."""
     if n <= _RANK_MAX_N:
         return _permutation_by_rank(key, n)
     return _permutation_by_rounds(key, n)
@@ -163,9 +170,15 @@ def shuffle_batches(key: Array, n: int, batch_size: int, *, drop_last: bool = Tr
       ValueError: for ``batch_size <= 0`` or ``batch_size > n`` with ``drop_last=True``.
     """
     check_key("shuffle_batches", key)
+    num_steps(n, batch_size, drop_last=drop_last)  # checks n and batch_size
+    return _shuffle_batches(key, int(n), int(batch_size), bool(drop_last))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _shuffle_batches(key: Array, n: int, batch_size: int, drop_last: bool) -> tuple[Array, Array]:
+    """:func:`shuffle_batches` after its checks, one program per static setting (also outside ``jit``)."""
     steps = num_steps(n, batch_size, drop_last=drop_last)
-    n, batch_size = int(n), int(batch_size)
-    perm = permutation(key, n)
+    perm = _permutation(key, n)
     total = steps * batch_size
     if total <= n:
         return perm[:total].reshape(steps, batch_size), jnp.ones((steps, batch_size), dtype=bool)
@@ -211,6 +224,14 @@ def epoch_batches(key: Array, arrays: Any, batch_size: int, *, drop_last: bool =
         shapes = [jnp.shape(a) for a in leaves]
         raise ValueError(f"epoch_batches: all arrays need the same leading (sample) size, got shapes {shapes}")
     (n,) = sizes
-    idx, mask = shuffle_batches(key, n, batch_size, drop_last=drop_last)
+    num_steps(n, batch_size, drop_last=drop_last)  # checks batch_size
+    return _epoch_batches(key, arrays, int(batch_size), bool(drop_last))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _epoch_batches(key: Array, arrays: Any, batch_size: int, drop_last: bool) -> tuple[Any, Array]:
+    """:func:`epoch_batches` after its checks: the shuffle and the gathers in one program."""
+    n = jax.tree_util.tree_leaves(arrays)[0].shape[0]
+    idx, mask = _shuffle_batches(key, n, batch_size, drop_last)
     batched = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[idx], arrays)
     return batched, mask
