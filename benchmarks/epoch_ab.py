@@ -8,9 +8,12 @@ hand-written Adam scan over the same pre-cut batches every epoch, no shuffle), `
 ``perm`` (jaxnet's shuffle alone) and ``perm+gather``; with ``--old FILE`` also the
 ``make_train_epoch`` of another copy of ``jaxnet/train/epoch.py`` (e.g. from ``git show``).
 
+With ``--dropout RATE`` jaxnet's model has a dropout layer after each hidden layer (the raw scan
+has none: the ratio then shows what the dropout masks cost).
+
 Usage::
 
-    python benchmarks/epoch_ab.py --config overhead --calls 20 [--old /tmp/old_epoch.py]
+    python benchmarks/epoch_ab.py --config overhead --calls 20 [--old /tmp/old_epoch.py] [--dropout 0.2]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> None:
     p.add_argument("--config", default="overhead")
     p.add_argument("--calls", type=int, default=15)
     p.add_argument("--old", default=None, help="another epoch.py to compare (its make_train_epoch)")
+    p.add_argument("--dropout", type=float, default=0.0, help="jaxnet's MLP with this dropout rate (raw has none)")
     args = p.parse_args()
 
     import _variants as V
@@ -42,6 +46,9 @@ def main() -> None:
     S = V.epoch_setup(args.config)
     cfg, steps, b, n, x, y, xs, ys = S.cfg, S.steps, S.b, S.n, S.x, S.y, S.xs, S.ys
     rp, ro, model, params, state = S.rp, S.ro, S.model, S.params, S.state
+    if args.dropout:  # a dropout layer after each hidden layer: each step draws its masks from its key
+        model = jn.MLP(list(S.cfg.sizes[1:]), dropout=args.dropout)
+        _, params, state = model.init(jax.random.PRNGKey(0), (-1, S.cfg.sizes[0]))
     raw = jax.jit(V.raw_epoch_precut)
     adam = jn.adam(V.LR)
     opt_state = adam.init(params)

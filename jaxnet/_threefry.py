@@ -10,8 +10,7 @@ to run and about 0.1 s to compile. Here the same rounds are written out with arr
 XLA fuses them into one elementwise kernel, and unused results (a step key no layer consumes)
 are removed as dead code. 8,194 random 32-bit words: 0.09 ms against 0.26 ms per call, 0.12 s
 against 0.25 s to compile (``benchmarks/compile_cost.py``, 2-core Intel Xeon CPU, jax 0.10.2).
-Keys that layers draw inside a step (``Dropout``, ``Sequential``'s per-layer keys) still come
-from ``jax.random``.
+``Sequential``'s per-layer keys and ``Dropout``'s mask (:func:`bernoulli`) use it too.
 
 The results equal ``jax.random``'s exactly, for the keys and settings where this applies:
 a scalar threefry key (a raw ``uint32[2]`` key under the default ``threefry2x32``
@@ -131,3 +130,18 @@ def fold_in_host(key: Array, count: int) -> list[Array]:
     b1, b2 = threefry2x32(host[0:1], host[1:2], np.zeros(count, np.uint32), np.arange(count, dtype=np.uint32))
     words = np.stack([b1, b2], axis=1)
     return [_like(key, jax.device_put(words[i])) for i in range(count)]
+
+
+def bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:
+    """``jax.random.bernoulli(key, p, shape)`` for a Python float ``p``: a bool array, True with probability ``p``.
+
+    jax samples ``uniform(key, shape, float32) < float32(p)``, its uniform from the top 23 bits of
+    each random word as a float32 mantissa in ``[1, 2)``, minus 1; so does this. With
+    ``jax_enable_x64`` on, jax samples a Python float in float64: handed to ``jax.random``.
+    """
+    shape = tuple(shape)
+    if jax.config.jax_enable_x64 or _words(key) is None:  # type: ignore[attr-defined]
+        return jax.random.bernoulli(key, p, shape)
+    mantissa = (bits(key, shape) >> np.uint32(9)) | np.uint32(0x3F800000)  # 1.0's exponent
+    uniform = lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)
+    return uniform < np.float32(p)

@@ -93,3 +93,36 @@ def test_fold_in_rejects_what_jax_rejects():
         T.fold_in(key, -1)
     with pytest.raises(TypeError, match="scalar"):
         T.fold_in(key, jnp.arange(3))
+
+
+@pytest.mark.parametrize("key", [jax.random.PRNGKey(8), jax.random.key(8), jax.random.key(8, impl="rbg")], ids=str)
+def test_bernoulli_equals_jax_random(key):
+    for p in (0.0, 1e-8, 0.1, 0.5, 0.8, 1.0 - 0.3, 1.0):
+        for shape in ((), (7,), (32, 64), (2, 3, 5)):
+            _same(T.bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape))
+    keys = jax.random.split(jax.random.PRNGKey(2), 3)
+    _same(
+        jax.jit(jax.vmap(lambda k: T.bernoulli(k, 0.75, (4, 9))))(keys),
+        jax.vmap(lambda k: jax.random.bernoulli(k, 0.75, (4, 9)))(keys),
+    )
+
+
+def test_equal_with_x64_enabled():
+    # jax samples a Python-float p in float64 then, and takes int64 data for fold_in: run in a fresh process
+    import subprocess
+    import sys
+
+    code = """
+import jax, jax.numpy as jnp, numpy as np
+from jaxnet import _threefry as T
+k = jax.random.PRNGKey(4)
+assert jax.config.jax_enable_x64
+assert np.array_equal(T.bernoulli(k, 0.7, (5, 6)), jax.random.bernoulli(k, 0.7, (5, 6)))
+assert np.array_equal(T.fold_in(k, np.int64(2**40 + 3)), jax.random.fold_in(k, np.int64(2**40 + 3)))
+assert np.array_equal(T.bits(k, (9,)), jax.random.bits(k, (9,), jnp.uint32))
+assert np.array_equal(T.split(k, 3), jax.random.split(k, 3))
+print("ok")
+"""
+    env = {**__import__("os").environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxnet import _threefry as threefry
 from jaxnet.nn.combinators import layer_keys
 from jaxnet.nn.core import check_size, fmt_shape, make_layer
 from jaxnet.types import Layer
@@ -59,7 +60,7 @@ def _branch_shapes(where: str, input_shape, n: int | None = None) -> tuple:
 
 
 def _sub_key(key, i: int, layer: Layer):
-    return jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
+    return threefry.fold_in(key, i) if (key is not None and layer.needs_key) else None
 
 
 def Reshape(shape: Sequence[int], *, name: str | None = None) -> Layer:

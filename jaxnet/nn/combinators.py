@@ -8,6 +8,7 @@ from typing import Any
 
 import jax
 
+from jaxnet import _threefry as threefry
 from jaxnet.nn.activation_layers import activation_layer
 from jaxnet.nn.core import ParamsMismatchError, check_size, make_layer, mask_after
 from jaxnet.nn.dense import Dense
@@ -154,7 +155,7 @@ def serial(*layers: Layer, name: str | None = None) -> Layer:
         _check_tree_keys(short, "state", state, keys)
         new_state = {}
         for i, (k, layer) in enumerate(zip(keys, layers, strict=True)):
-            sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
+            sub_key = threefry.fold_in(key, i) if (key is not None and layer.needs_key) else None
             try:
                 y, new_state[k] = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
             except ParamsMismatchError:
@@ -189,7 +190,7 @@ def intermediates(
     keys = layer_keys(model.layers)
     outs = [x]
     for i, (k, layer) in enumerate(zip(keys, model.layers, strict=True)):
-        sub_key = jax.random.fold_in(key, i) if (key is not None and layer.needs_key) else None
+        sub_key = threefry.fold_in(key, i) if (key is not None and layer.needs_key) else None
         y, _ = layer.apply(params[k], state[k], x, key=sub_key, train=train, mask=mask)
         mask, x = mask_after(mask, x, y), y
         outs.append(x)

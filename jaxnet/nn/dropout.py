@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxnet import _threefry as threefry
 from jaxnet.nn.core import check_real, make_layer
 from jaxnet.types import Array, Layer, check_key
 
@@ -33,14 +34,16 @@ def dropout_mask(key: Array, rate: float, shape: Sequence[int]) -> jax.Array:
     """The keep-mask: a bool array of ``shape``, each element ``True`` (kept) with probability ``1 - rate``.
 
     ``Dropout.apply`` draws its mask with exactly this call and the key it receives, so
-    the same key rebuilds the same mask (the handwritten backprop relies on it).
+    the same key rebuilds the same mask (the handwritten backprop relies on it). The mask is
+    ``jax.random.bernoulli(key, 1 - rate, shape)`` bit for bit, computed with the threefry hash
+    written out (``jaxnet._threefry.bernoulli``), which XLA fuses on the CPU where jax's runs a loop.
 
     Raises:
       ValueError: for ``rate`` outside ``[0, 1]``.
     """
     check_key("dropout_mask", key)
     rate = check_real("dropout_mask", "rate", rate, low=0.0, high=1.0)
-    return jax.random.bernoulli(key, 1.0 - rate, tuple(shape))
+    return threefry.bernoulli(key, 1.0 - rate, tuple(shape))  # jax.random.bernoulli's mask, bit for bit
 
 
 def Dropout(rate: float, mode: str = "inverted", *, name: str | None = None) -> Layer:
