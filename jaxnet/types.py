@@ -74,6 +74,10 @@ class Optimizer(NamedTuple):
     update: Callable
 
 
+# Words of a raw (uint32) key for jax's built-in implementations (jax_default_prng_impl).
+_RAW_KEY_WORDS = {"threefry2x32": 2, "rbg": 4, "unsafe_rbg": 4}
+
+
 def check_key(where: str, key, name: str = "key"):
     """Check a ``jax.random`` key and return it unchanged.
 
@@ -114,7 +118,3 @@ def check_key(where: str, key, name: str = "key"):
             f"shape {tuple(shape)}"
         )
     return key
-
-
-# Words of a raw (uint32) key for jax's built-in implementations (jax_default_prng_impl).
-_RAW_KEY_WORDS = {"threefry2x32": 2, "rbg": 4, "unsafe_rbg": 4}

@@ -233,11 +233,6 @@ class _Progress:
             self.bar.close()
 
 
-def _derive_keys(key):
-    """``fold_in(key, i)`` for i = 0, 1, 2 (init, validation split, training), hashed on the host."""
-    return tuple(threefry.fold_in_host(key, 3))
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _fresh_carry(cfg, params, state, opt_state, best_value, best_epoch, wait):
     """:func:`jaxnet.train.epoch.initial_carry` in new buffers, in one dispatch.
@@ -349,7 +344,7 @@ def fit(
     if mesh is not None:
         check_mesh(where, mesh, batch_size)
     x, y = check_data(where, train_data)
-    k_init, k_split, k_train = _derive_keys(key)
+    k_init, k_split, k_train = threefry.fold_in_host(key, 3)  # init, validation split, training: no program
 
     val = None
     if validation is None:
